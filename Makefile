@@ -1,0 +1,31 @@
+# make train: the main job on embedded data; make test: the test suite. Both install into .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test lint describe clean
+
+install: $(STAMP)
+
+# plain pip: torch==2.14.1 and torchvision==0.29.1 come from this machine's disk (uv/poetry would download ~3 GB)
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+train: install
+	$(PY) train.py experiment=quickstart
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests train.py
+
+describe: install
+	$(VENV)/bin/alexnet-describe
+
+clean:
+	rm -rf $(VENV) logs outputs multirun

@@ -1,0 +1,3 @@
+from alexnet_lit.callbacks.chance import StuckAtChance
+
+__all__ = ["StuckAtChance"]

@@ -1,0 +1,23 @@
+"""Thin entry points: compose the Hydra config in ``conf/``, validate it, hand it to the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def config_dir() -> str:
+    """``conf/`` of the source checkout (editable install), the copy inside the wheel, or $ALEXNET_LIT_CONF."""
+    candidates = [os.environ.get("ALEXNET_LIT_CONF"), Path(__file__).resolve().parents[3] / "conf",
+                  Path(__file__).resolve().parents[1] / "conf"]
+    for c in candidates:
+        if c and (Path(c) / "train.yaml").is_file():
+            return str(Path(c).resolve())
+    raise SystemExit("alexnet-lit: cannot find the config folder (conf/train.yaml); set ALEXNET_LIT_CONF=/path/to/conf")
+
+
+def normalize_argv() -> None:
+    """Accept both ``+experiment=x`` and ``experiment=x``: train.yaml lists ``experiment: null`` in its defaults,
+    where Hydra itself only accepts the second form."""
+    sys.argv = [a.replace("+experiment=", "experiment=", 1) if a.startswith("+experiment=") else a for a in sys.argv]

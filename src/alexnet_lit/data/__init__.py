@@ -1,0 +1,3 @@
+from alexnet_lit.data.datamodule import AlexNetDataModule
+
+__all__ = ["AlexNetDataModule"]

@@ -1,0 +1,188 @@
+"""AlexNet as in Krizhevsky, Sutskever & Hinton (NeurIPS 2012), section 3, with every ablation as an argument.
+
+    alexnet-describe                          # layer table of the composed config, ends "total params: 60,965,224"
+    alexnet-describe model.towers=one_half    # the paper's one-GPU comparison net: 59,798,312
+
+Layers (section 3.5, Figure 2): conv1 96 11x11/4 -> LRN -> max-pool; conv2 256 5x5 -> LRN -> max-pool;
+conv3 384 3x3; conv4 384 3x3; conv5 256 3x3 -> max-pool; fc6 4096; fc7 4096; fc8 num_classes.
+
+Towers (section 3.2): with ``towers="two"`` the net is the paper's two-GPU net on one device: conv2, conv4 and
+conv5 are grouped convolutions (each tower sees only its own half of the previous layer), conv3 and the FC
+layers see both towers, and LRN normalizes within a tower. ``one_half`` is the footnote's one-GPU net (half the
+kernels in conv1..conv4, full conv5 and FC); ``one`` is a single full-width tower.
+
+Where we depart from the paper, or where it is ambiguous:
+- Input size: the paper says 224x224 inputs but its map sizes (55, 27, 13, 6) need 227 (as Caffe crops) or
+  padding. ``conv1_padding=None`` picks 0 for sizes where (size - 11) is divisible by 4 (227) and 2 otherwise
+  (224, as torchvision does); both give 55x55 conv1 maps.
+- Dropout: "dropout in the first two fully-connected layers" is read as cuda-convnet and Caffe do: on the
+  outputs of fc6 and fc7, i.e. the inputs of fc7 and fc8 (torchvision instead drops the inputs of fc6 and fc7).
+- Padding of conv2..conv5 (2, 1, 1, 1) is not printed in the paper; it is the only choice that keeps 27 and 13.
+- ``width`` scales every conv layer's kernel count and ``fc_units`` sets the hidden FC size, so tests and small
+  data use this same code path with smaller numbers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from alexnet_lit.models.init import init_weights
+from alexnet_lit.models.lrn import LocalResponseNorm
+
+PAPER_KERNELS = (96, 256, 384, 384, 256)  # conv1..conv5, section 3.5
+TOWERS = ("two", "one_half", "one")
+POOLS = {"overlap": (3, 2), "non_overlap": (2, 2)}  # (z, s), section 3.4
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+REMOVABLE = (3, 4)  # section 7: removing any middle conv layer costs about 2% top-1
+
+# Which part of the previous layer each layer sees with towers="two" (Figure 2).
+_TOWER_VIEW = {"conv1": "split", "conv2": "own", "conv3": "both", "conv4": "own", "conv5": "own"}
+
+
+@dataclass(frozen=True)
+class LRNSpec:
+    enabled: bool = True
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+    convention: str = "paper"
+
+
+def conv1_padding_for(input_size: int) -> int:
+    return 0 if (input_size - 11) % 4 == 0 else 2
+
+
+def kernel_counts(towers: str, width: float) -> list[int]:
+    """Kernels in conv1..conv5; the one-GPU net halves conv1..conv4 (paper footnote to section 3.2)."""
+    counts = [max(1, round(c * width)) for c in PAPER_KERNELS]
+    if towers == "one_half":
+        counts = [max(1, c // 2) for c in counts[:4]] + counts[4:]
+    return counts
+
+
+def feature_map_sizes(input_size: int, pool: str = "overlap", conv1_padding: int | None = None) -> dict[str, int]:
+    """Spatial size after conv1, pool1, pool2 (== conv3..conv5) and pool5."""
+    z, s = POOLS[pool]
+    pad = conv1_padding_for(input_size) if conv1_padding is None else conv1_padding
+    conv1 = (input_size + 2 * pad - 11) // 4 + 1
+    pool1 = (conv1 - z) // s + 1
+    pool2 = (pool1 - z) // s + 1  # conv2 keeps the size (5x5, padding 2)
+    pool5 = (pool2 - z) // s + 1  # conv3..conv5 keep it (3x3, padding 1)
+    return {"conv1": conv1, "pool1": pool1, "pool2": pool2, "pool5": pool5}
+
+
+class AlexNet(nn.Module):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        towers: str = "two",
+        activation: str = "relu",
+        lrn: LRNSpec | dict | None = None,
+        pool: str = "overlap",
+        dropout: float = 0.5,
+        init: str = "paper",
+        remove: Sequence[int] = (),
+        width: float = 1.0,
+        fc_units: int = 4096,
+        input_size: int = 224,
+        conv1_padding: int | None = None,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        lrn = LRNSpec(**lrn) if isinstance(lrn, dict) else (lrn or LRNSpec())
+        if towers not in TOWERS:
+            raise ValueError(f"model.towers={towers!r}: expected one of {', '.join(TOWERS)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"model.activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+        if pool not in POOLS:
+            raise ValueError(f"model.pool={pool!r}: expected one of {', '.join(POOLS)}")
+        if bad := sorted(set(remove) - set(REMOVABLE)):
+            raise ValueError(f"model.remove={list(remove)}: only conv layers {REMOVABLE} can be removed, not {bad}")
+        sizes = feature_map_sizes(input_size, pool, conv1_padding)
+        if sizes["pool5"] < 1:
+            raise ValueError(
+                f"model.input_size={input_size} is too small for the paper's strides: pool5 maps would be "
+                f"{sizes['pool5']}x{sizes['pool5']}; use an input of at least 63 px (or resize the data up)"
+            )
+        self.towers, self.input_size, self.num_classes = towers, input_size, num_classes
+        self.map_sizes = sizes
+        groups = 2 if towers == "two" else 1
+        counts = kernel_counts(towers, width)
+        if groups == 2 and any(c % 2 for c in counts):
+            raise ValueError(
+                f"model.towers=two needs an even kernel count in every conv layer, but model.width={width} gives "
+                f"{counts}; choose a width that keeps them even or use model.towers=one"
+            )
+        z, s = POOLS[pool]
+        act = ACTIVATIONS[activation]
+        pad1 = conv1_padding_for(input_size) if conv1_padding is None else conv1_padding
+
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        spec = [  # name, kernels, kernel size, stride, padding, groups
+            ("conv1", counts[0], 11, 4, pad1, 1),
+            ("conv2", counts[1], 5, 1, 2, groups),
+            ("conv3", counts[2], 3, 1, 1, 1),
+            ("conv4", counts[3], 3, 1, 1, groups),
+            ("conv5", counts[4], 3, 1, 1, groups),
+        ]
+        channels = in_channels
+        for i, (name, out, ksize, stride, pad, g) in enumerate(spec, start=1):
+            if i in remove:
+                continue
+            layers[name] = nn.Conv2d(channels, out, ksize, stride, pad, groups=g)
+            layers[f"act{i}"] = act()
+            if i in (1, 2) and lrn.enabled:  # section 3.3: after the first and second conv layers' activation
+                layers[f"lrn{i}"] = LocalResponseNorm(lrn.size, lrn.alpha, lrn.beta, lrn.k, lrn.convention, groups)
+            if i in (1, 2, 5):
+                layers[f"pool{i}"] = nn.MaxPool2d(z, s)
+            channels = out
+        self.features = nn.Sequential(layers)
+
+        flat = channels * sizes["pool5"] ** 2
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                [
+                    ("flatten", nn.Flatten()),
+                    ("fc6", nn.Linear(flat, fc_units)),
+                    ("act6", act()),
+                    ("drop6", nn.Dropout(dropout)),
+                    ("fc7", nn.Linear(fc_units, fc_units)),
+                    ("act7", act()),
+                    ("drop7", nn.Dropout(dropout)),
+                    ("fc8", nn.Linear(fc_units, num_classes)),
+                ]
+            )
+        )
+        init_weights(self.weighted_layers(), init)
+
+    def weighted_layers(self) -> dict[str, nn.Module]:
+        """conv1..conv5 (those present) and fc6..fc8, by the paper's names."""
+        named = list(self.features.named_children()) + list(self.classifier.named_children())
+        return {n: m for n, m in named if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def tower_view(self, name: str) -> str:
+        """How a layer is split across the paper's two towers: split, own (grouped or per-tower) or both."""
+        if self.towers != "two":
+            return "-"
+        return _TOWER_VIEW.get(name, "own" if name in self.features._modules else "both")
+
+    @torch.no_grad()
+    def describe(self) -> list[tuple[str, str, tuple[int, ...], int]]:
+        """(layer, tower view, output shape without batch, parameters) for every layer, by a real forward pass."""
+        rows = []
+        x = torch.zeros(1, self.features[0].in_channels, self.input_size, self.input_size)
+        for seq in (self.features, self.classifier):
+            for name, module in seq.named_children():
+                x = module(x)
+                params = sum(p.numel() for p in module.parameters())
+                rows.append((name, self.tower_view(name), tuple(x.shape[1:]), params))
+        return rows

@@ -1,0 +1,41 @@
+"""Weight initialisation schemes for AlexNet.
+
+- ``paper`` (section 5): every weight ~ N(0, 0.01); biases 1 in conv2, conv4, conv5 and the fully-connected
+  *hidden* layers (fc6, fc7), 0 elsewhere (conv1, conv3 and the output layer fc8), as the paper states ("the
+  remaining layers with the constant 0"). This init is widely reported to leave deep runs stuck at ln(1000) for
+  a long time; the stuck-at-chance callback watches for that.
+- ``caffe`` (bvlc_alexnet's train_val.prototxt): std 0.01, but 0.005 for fc6/fc7; biases 0.1 in conv2, conv4,
+  conv5, fc6, fc7 and 0 in conv1, conv3, fc8.
+- ``kaiming``: He-normal weights (fan_in, for ReLU), zero biases; not from the paper, a modern baseline.
+  The output layer fc8 gets N(0, 0.01) so the initial loss is ln(num_classes).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+SCHEMES = ("paper", "caffe", "kaiming")
+
+# (weight std, bias) per layer name; a layer missing here (e.g. removed by the depth ablation) is skipped.
+_PAPER = {"conv1": 0.0, "conv2": 1.0, "conv3": 0.0, "conv4": 1.0, "conv5": 1.0, "fc6": 1.0, "fc7": 1.0, "fc8": 0.0}
+_CAFFE_BIAS = {"conv1": 0.0, "conv2": 0.1, "conv3": 0.0, "conv4": 0.1, "conv5": 0.1, "fc6": 0.1, "fc7": 0.1, "fc8": 0.0}
+_CAFFE_STD = {"fc6": 0.005, "fc7": 0.005}
+
+
+def init_weights(layers: dict[str, nn.Module], scheme: str) -> None:
+    """Initialise the named conv/fc layers (``conv1``..``conv5``, ``fc6``..``fc8``) in place."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"model.init={scheme!r}: expected one of {', '.join(SCHEMES)}")
+    for name, layer in layers.items():
+        if scheme == "paper":
+            nn.init.normal_(layer.weight, 0.0, 0.01)
+            nn.init.constant_(layer.bias, _PAPER[name])
+        elif scheme == "caffe":
+            nn.init.normal_(layer.weight, 0.0, _CAFFE_STD.get(name, 0.01))
+            nn.init.constant_(layer.bias, _CAFFE_BIAS[name])
+        elif name == "fc8":
+            nn.init.normal_(layer.weight, 0.0, 0.01)
+            nn.init.zeros_(layer.bias)
+        else:
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)

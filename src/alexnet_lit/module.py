@@ -1,0 +1,157 @@
+"""The LightningModule: AlexNet, cross-entropy, SGD with momentum, and the paper's plateau schedule (section 5).
+
+    python train.py                                       # the composed config (conf/train.yaml)
+    python train.py model.optimizer.name=paper            # the paper's exact update rule (paper_sgd.py)
+    python train.py model.optimizer.bias_lr_mult=2 model.optimizer.bias_weight_decay=false   # Caffe's bias rule
+
+Schedule, as in section 5:
+1. SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01.
+2. "divide the learning rate by 10 when the validation error rate stopped improving": ReduceLROnPlateau on
+   ``val/top1_err``, factor 0.1, patience from config.
+3. "reduced three times prior to termination": after ``max_lr_reductions`` reductions, the next plateau ends
+   training (``trainer.max_epochs`` is the other bound; the paper ran about 90 epochs).
+
+Evaluation: a test batch of shape [B, 10, C, H, W] is the 10-crop view (section 4.1); its softmax is averaged
+over the crops and logged as ``test/top1_err_10crop``; a plain [B, C, H, W] batch is logged as ``test/top1_err``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from lightning import pytorch as pl
+from torch.nn import functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from alexnet_lit.models.alexnet import AlexNet
+from alexnet_lit.paper_sgd import PaperSGD
+
+
+class TopKError(MulticlassAccuracy):
+    """1 - micro-averaged top-k accuracy: the error rate the paper reports."""
+
+    def compute(self) -> torch.Tensor:
+        return 1.0 - super().compute()
+
+
+def error_metrics(num_classes: int) -> MetricCollection:
+    metrics = {"top1_err": TopKError(num_classes, top_k=1, average="micro")}
+    if num_classes > 5:
+        metrics["top5_err"] = TopKError(num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics)
+
+
+class AlexNetModule(pl.LightningModule):
+    def __init__(
+        self,
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        channels_last: bool = False,
+        **net: Any,
+    ) -> None:
+        """``net`` holds AlexNet's arguments (the ``model`` config group less optimizer, scheduler, channels_last)."""
+        super().__init__()
+        self.save_hyperparameters()  # plain dicts (train.py converts the config), so checkpoints stay weights_only
+        self.net = AlexNet(**net)
+        self.num_classes = self.net.num_classes
+        self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
+        self.channels_last = channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.lr_reductions = 0
+        self.train_metrics = error_metrics(self.num_classes).clone(prefix="train/")
+        self.val_metrics = error_metrics(self.num_classes).clone(prefix="val/")
+        self.test_metrics = error_metrics(self.num_classes).clone(prefix="test/")
+        self.test_metrics_10crop = error_metrics(self.num_classes).clone(prefix="test/", postfix="_10crop")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax, averaged over crops for a [B, N, C, H, W] batch (section 4.1)."""
+        if x.ndim == 5:
+            b, n = x.shape[:2]
+            return self(x.flatten(0, 1)).float().softmax(-1).view(b, n, -1).mean(1)
+        return self(x).float().softmax(-1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits.float(), y)
+        self.train_metrics.update(logits.detach(), y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        probs = self.probabilities(x)
+        self.val_metrics.update(probs, y)
+        self.log("val/loss", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True)
+        self.log_dict(self.val_metrics, prog_bar=True)
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x, y = batch
+        probs = self.probabilities(x)
+        metrics, suffix = (self.test_metrics_10crop, "_10crop") if x.ndim == 5 else (self.test_metrics, "")
+        metrics.update(probs, y)
+        self.log(f"test/loss{suffix}", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
+                 add_dataloader_idx=False)
+        self.log_dict(metrics, add_dataloader_idx=False)
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self.probabilities(x)
+
+    # --- optimisation (section 5) -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        cfg = self.optimizer_cfg
+        weights = [p for n, p in self.net.named_parameters() if not n.endswith("bias")]
+        biases = [p for n, p in self.net.named_parameters() if n.endswith("bias")]
+        groups = [
+            {"params": weights, "lr": cfg["lr"], "weight_decay": cfg["weight_decay"]},
+            {
+                "params": biases,
+                "lr": cfg["lr"] * cfg["bias_lr_mult"],
+                "weight_decay": cfg["weight_decay"] if cfg["bias_weight_decay"] else 0.0,
+            },
+        ]
+        if cfg["name"] == "paper":
+            optimizer = PaperSGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+        else:
+            optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+        sched = self.scheduler_cfg
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=sched["factor"], patience=sched["patience"], threshold=sched["threshold"]
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": plateau, "monitor": "val/top1_err", "interval": "epoch", "name": "lr"},
+        }
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        """Step the plateau schedule and end training at the plateau after the last allowed reduction."""
+        before = scheduler.optimizer.param_groups[0]["lr"]
+        scheduler.step(metric)
+        if scheduler.optimizer.param_groups[0]["lr"] < before:
+            self.lr_reductions += 1
+            limit = self.scheduler_cfg["max_lr_reductions"]
+            if limit is not None and self.lr_reductions > limit:
+                self.print(f"val/top1_err plateaued after {limit} learning-rate reductions: stopping (section 5)")
+                self.trainer.should_stop = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["lr_reductions"] = self.lr_reductions
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.lr_reductions = int(checkpoint.get("lr_reductions", 0))
+
+    @property
+    def chance_loss(self) -> float:
+        return math.log(self.num_classes)
+
