@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 from lightning import pytorch as pl
+from lightning.fabric.utilities.throughput import measure_flops
+from lightning.pytorch.utilities import rank_zero_info
 from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -55,6 +57,7 @@ class AlexNetModule(pl.LightningModule):
         """``net`` holds AlexNet's arguments (the ``model`` config group less optimizer, scheduler, channels_last)."""
         super().__init__()
         self.save_hyperparameters()  # plain dicts (train.py converts the config), so checkpoints stay weights_only
+        self.net_args = net
         self.net = AlexNet(**net)
         self.num_classes = self.net.num_classes
         self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
@@ -66,6 +69,16 @@ class AlexNetModule(pl.LightningModule):
         self.val_metrics = error_metrics(self.num_classes).clone(prefix="val/")
         self.test_metrics = error_metrics(self.num_classes).clone(prefix="test/")
         self.test_metrics_10crop = error_metrics(self.num_classes).clone(prefix="test/", postfix="_10crop")
+
+    def setup(self, stage: str) -> None:
+        """FLOPs of one training step (forward + backward), measured on the meta device: the throughput monitor
+        turns it into train/flops_per_sec."""
+        dm = self.trainer.datamodule if self.trainer is not None else None
+        if stage == "fit" and dm is not None:
+            with torch.device("meta"):
+                net = AlexNet(**self.net_args)
+                x = torch.empty(dm.batch_size, net.features[0].in_channels, net.input_size, net.input_size)
+            self.flops_per_batch = measure_flops(net, lambda: net(x), loss_fn=torch.Tensor.sum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -114,8 +127,9 @@ class AlexNetModule(pl.LightningModule):
         weights = [p for n, p in self.net.named_parameters() if not n.endswith("bias")]
         biases = [p for n, p in self.net.named_parameters() if n.endswith("bias")]
         groups = [
-            {"params": weights, "lr": cfg["lr"], "weight_decay": cfg["weight_decay"]},
+            {"name": "weights", "params": weights, "lr": cfg["lr"], "weight_decay": cfg["weight_decay"]},
             {
+                "name": "biases",
                 "params": biases,
                 "lr": cfg["lr"] * cfg["bias_lr_mult"],
                 "weight_decay": cfg["weight_decay"] if cfg["bias_weight_decay"] else 0.0,
@@ -142,7 +156,7 @@ class AlexNetModule(pl.LightningModule):
             self.lr_reductions += 1
             limit = self.scheduler_cfg["max_lr_reductions"]
             if limit is not None and self.lr_reductions > limit:
-                self.print(f"val/top1_err plateaued after {limit} learning-rate reductions: stopping (section 5)")
+                rank_zero_info(f"val/top1_err plateaued after {limit} learning-rate reductions: stopping (section 5)")
                 self.trainer.should_stop = True
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
