@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, DictConfig, OmegaConf
@@ -86,7 +86,7 @@ class SchedulerConfig:
     factor: float = 0.1
     patience: int = 3
     threshold: float = 1e-4
-    max_lr_reductions: Optional[int] = 3
+    max_lr_reductions: int | None = 3
 
 
 @dataclass
@@ -102,7 +102,7 @@ class ModelConfig:
     remove: list[int] = field(default_factory=list)
     width: float = 1.0
     fc_units: int = 4096
-    conv1_padding: Optional[int] = None
+    conv1_padding: int | None = None
     in_channels: int = 3
     channels_last: bool = False
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -121,7 +121,7 @@ class GeneratedConfig:
 @dataclass
 class DataConfig:
     source: Source = MISSING
-    root: Optional[str] = None
+    root: str | None = None
     download: bool = False
     num_classes: int = MISSING
     resize_size: int = 256
@@ -131,10 +131,10 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     batch_size: int = 128
-    num_workers: Optional[int] = None
-    pin_memory: Optional[bool] = None
+    num_workers: int | None = None
+    pin_memory: bool | None = None
     persistent_workers: bool = True
-    prefetch_factor: Optional[int] = 2
+    prefetch_factor: int | None = 2
     generated: GeneratedConfig = field(default_factory=GeneratedConfig)
     cache_dir: str = II("paths.cache_dir")
 
@@ -149,21 +149,21 @@ class TrainerConfig:
     precision: Any = "32-true"
     max_epochs: int = 90
     max_steps: int = -1
-    min_epochs: Optional[int] = None
+    min_epochs: int | None = None
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     limit_test_batches: Any = None
     val_check_interval: Any = None
-    check_val_every_n_epoch: Optional[int] = 1
-    num_sanity_val_steps: Optional[int] = None
-    log_every_n_steps: Optional[int] = None
+    check_val_every_n_epoch: int | None = 1
+    num_sanity_val_steps: int | None = None
+    log_every_n_steps: int | None = None
     accumulate_grad_batches: int = 1
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: float | None = None
     deterministic: Any = None
-    benchmark: Optional[bool] = None
-    enable_progress_bar: Optional[bool] = None
-    enable_model_summary: Optional[bool] = None
-    default_root_dir: Optional[str] = None
+    benchmark: bool | None = None
+    enable_progress_bar: bool | None = None
+    enable_model_summary: bool | None = None
+    default_root_dir: str | None = None
 
 
 @dataclass
@@ -186,8 +186,8 @@ class TrainConfig:
     experiment_name: str = "default"
     project: str = "alexnet-lit"
     tags: list[str] = field(default_factory=list)
-    seed: Optional[int] = 0
-    ckpt_path: Optional[str] = None
+    seed: int | None = 0
+    ckpt_path: str | None = None
     test: bool = True
 
 
@@ -214,7 +214,7 @@ def validate(cfg: DictConfig) -> None:
             f"counts {counts} (conv1..conv5) with an odd one; pick a model.width that keeps them even "
             f"(e.g. 0.5, 0.25, 0.125) or set model.towers=one"
         )
-    if bad := sorted(set(m.remove) - {3, 4}):
+    if set(m.remove) - {3, 4}:
         raise ConfigError(f"model.remove={list(m.remove)}: only the middle conv layers 3 and 4 can be removed")
     pool = m.pool.value if isinstance(m.pool, Enum) else m.pool
     sizes = feature_map_sizes(m.input_size, pool, m.conv1_padding)

@@ -60,9 +60,14 @@ def wandb_logger(project: str, experiment_name: str, save_dir: str, seed: int | 
     return logger
 
 
-def report_offline_runs(loggers: list[Any]) -> None:
+def finish(loggers: list[Any]) -> None:
+    """Close W&B runs (a Hydra sweep runs its jobs in one process: each needs its own run) and, offline, say
+    where the files are and how to sync them."""
     for lg in loggers:
-        if isinstance(lg, WandbLogger) and getattr(lg, "_offline", False) and lg._experiment is not None:
-            run_dir = os.path.dirname(lg.experiment.dir.rstrip("/"))
+        if not isinstance(lg, WandbLogger) or lg._experiment is None:
+            continue
+        run_dir = os.path.dirname(lg.experiment.dir.rstrip("/"))
+        lg.experiment.finish()
+        if getattr(lg, "_offline", False):
             print(f"W&B ran offline (no WANDB_API_KEY). Run files: {run_dir}\n"
                   f"  sync later:  wandb sync {run_dir}\n  look now:    wandb leet {run_dir}")

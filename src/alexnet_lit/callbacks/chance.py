@@ -32,12 +32,12 @@ class StuckAtChance(pl.Callback):
         chance = math.log(pl_module.num_classes)
         mean = sum(self.losses) / len(self.losses)
         if abs(mean - chance) <= self.margin * chance:
-            action = "Stopping (callbacks.chance.stop=true)." if self.stop else "Set callbacks.chance.stop=true to end such runs."
+            action = "Stopping (callbacks.chance.stop=true)." if self.stop else "callbacks.chance.stop=true stops."
             rank_zero_warn(
                 f"STUCK AT CHANCE: after {trainer.global_step} steps train/loss averages {mean:.3f}, within "
                 f"{self.margin:.0%} of ln({pl_module.num_classes}) = {chance:.3f}: the network predicts uniformly. "
                 f"The likely cause is the paper's init (N(0, 0.01) weights, biases 1), with which runs that never "
-                f"leave ln 1000 are widely reported. Fix: model.init=caffe (or kaiming), or a smaller model.optimizer.lr. "
+                f"leave ln 1000 are widely reported. Fix: model.init=caffe (or kaiming) or a lower model.optimizer.lr. "
                 f"{action}"
             )
             if self.stop:

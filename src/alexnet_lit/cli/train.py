@@ -20,11 +20,11 @@ from hydra.utils import instantiate
 from lightning import pytorch as pl
 from omegaconf import DictConfig
 
+from alexnet_lit import loggers as wandb_runs
 from alexnet_lit.cli import config_dir, normalize_argv
 from alexnet_lit.config import ConfigError, plain, validate
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.data.sources import MissingData
-from alexnet_lit.loggers import report_offline_runs
 from alexnet_lit.module import AlexNetModule
 
 
@@ -45,14 +45,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
         lg.log_hyperparams(container)
     callbacks = instantiate_all(cfg.callbacks)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.test and not trainer.interrupted:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        for r in results:
-            metrics.update({k: float(v) for k, v in r.items()})
-    report_offline_runs(loggers)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.test and not trainer.interrupted:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            for result in trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True):
+                metrics.update({k: float(v) for k, v in result.items()})
+    finally:
+        wandb_runs.finish(loggers)
     return metrics
 
 
