@@ -58,7 +58,26 @@ class OptimizerName(Enum):
 class Source(Enum):
     generated = "generated"
     folder = "folder"
+    archives = "archives"
+    prepared = "prepared"
     cifar10 = "cifar10"
+
+
+class Normalize(Enum):
+    channel = "channel"
+    mean_image = "mean_image"
+
+
+class LightingMagnitude(Enum):
+    eigenvalue = "eigenvalue"
+    sqrt_eigenvalue = "sqrt_eigenvalue"
+
+
+@dataclass
+class LightingConfig:
+    enabled: bool = False
+    std: float = 0.1
+    magnitude: LightingMagnitude = LightingMagnitude.eigenvalue
 
 
 @dataclass
@@ -123,11 +142,15 @@ class DataConfig:
     source: Source = MISSING
     root: str | None = None
     download: bool = False
+    custom_classes: bool = False
     num_classes: int = MISSING
     resize_size: int = 256
     crop_size: int = 224
     flip: bool = True
     ten_crop: bool = True
+    normalize: Normalize = Normalize.channel
+    stats_path: str | None = None
+    lighting: LightingConfig = field(default_factory=LightingConfig)
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     batch_size: int = 128
@@ -164,6 +187,7 @@ class TrainerConfig:
     enable_progress_bar: bool | None = None
     enable_model_summary: bool | None = None
     default_root_dir: str | None = None
+    use_distributed_sampler: bool = False  # AlexNetDataModule shards itself (exactly-once evaluation)
 
 
 @dataclass
@@ -191,6 +215,19 @@ class TrainConfig:
     test: bool = True
 
 
+@dataclass
+class PrepareConfig:
+    root: str = MISSING  # raw ImageNet: ROOT/train/<wnid>/*, ROOT/val/<wnid>/* (or the archives, archives=true)
+    archives: bool = False
+    out_dir: str = MISSING
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])
+    workers: int | None = None
+    chunk_size: int = 256
+    skip_bad: bool = False
+    custom_classes: bool = False
+    save_every: float = 5.0  # seconds between progress saves
+
+
 def plain(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain Python containers (enums as strings): what the library and checkpoints get."""
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
@@ -198,6 +235,7 @@ def plain(cfg: DictConfig) -> dict[str, Any]:
 
 def register() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    ConfigStore.instance().store(name="prepare_schema", node=PrepareConfig)
 
 
 register()
@@ -246,5 +284,14 @@ def validate(cfg: DictConfig) -> None:
             f"data.generated.classes={d.generated.classes} differs from data.num_classes={d.num_classes}; "
             f"set both (data.num_classes is what the model's output layer uses)"
         )
-    if source in ("folder", "cifar10") and not d.root:
+    if source in ("folder", "archives", "prepared", "cifar10") and not d.root:
         raise ConfigError(f"data.root is not set: data.source={source} reads images from data.root")
+    normalize = d.normalize.value if isinstance(d.normalize, Enum) else d.normalize
+    if (normalize == "mean_image" or d.lighting.enabled) and not d.stats_path:
+        raise ConfigError(
+            f"data.normalize={normalize} / data.lighting.enabled={d.lighting.enabled} need training-set statistics: "
+            f"set data.stats_path to the stats.npz written by alexnet-prepare, or use data.normalize=channel and "
+            f"data.lighting.enabled=false"
+        )
+    if normalize == "mean_image" and d.crop_size > 256:
+        raise ConfigError(f"data.normalize=mean_image: the mean image is 256x256, data.crop_size={d.crop_size}")

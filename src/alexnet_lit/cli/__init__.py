@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from alexnet_lit import config  # noqa: F401  (registers the structured-config schemas in Hydra's ConfigStore)
+
 
 def config_dir() -> str:
     """``conf/`` of the source checkout (editable install), the copy inside the wheel, or $ALEXNET_LIT_CONF."""

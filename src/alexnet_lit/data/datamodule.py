@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 from lightning import pytorch as pl
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
 from alexnet_lit.data import sources
-from alexnet_lit.data.augment import eval_transform, normalize, train_transform
+from alexnet_lit.data.augment import eval_transform, train_transform
+from alexnet_lit.data.lighting import Normalizer
+from alexnet_lit.data.store import load_stats
 
 
 def default_workers() -> int:
@@ -33,6 +35,20 @@ def batch_size(batch: Any) -> int:
     return batch[0].shape[0]
 
 
+class EvalShardSampler(Sampler[int]):
+    """Rank r of w evaluates images r, r+w, r+2w, ...: every image exactly once over all ranks, no padding
+    (DistributedSampler pads with duplicates, which would reach the metrics)."""
+
+    def __init__(self, n: int, rank: int, world: int) -> None:
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 class AlexNetDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -40,12 +56,16 @@ class AlexNetDataModule(pl.LightningDataModule):
         num_classes: int,
         root: str | None = None,
         download: bool = False,
+        custom_classes: bool = False,
         resize_size: int = 256,
         crop_size: int = 224,
         flip: bool = True,
         ten_crop: bool = True,
+        normalize: str = "channel",
         mean: tuple[float, ...] = (0.485, 0.456, 0.406),
         std: tuple[float, ...] = (0.229, 0.224, 0.225),
+        stats_path: str | None = None,
+        lighting: dict | None = None,
         batch_size: int = 128,
         num_workers: int | None = None,
         pin_memory: bool | None = None,
@@ -55,7 +75,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         cache_dir: str = "~/.cache/alexnet-lit",
     ) -> None:
         super().__init__()
-        self.source, self.root, self.download = source, root, download
+        self.source, self.root, self.download, self.custom_classes = source, root, download, custom_classes
         self.num_classes, self.resize_size, self.crop_size = num_classes, resize_size, crop_size
         self.flip, self.ten_crop = flip, ten_crop
         self.batch_size = batch_size
@@ -63,8 +83,10 @@ class AlexNetDataModule(pl.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers, self.prefetch_factor = persistent_workers, prefetch_factor
         self.generated, self.cache_dir = dict(generated or {}), cache_dir
-        self.mean = torch.tensor(mean, dtype=torch.float32)
-        self.std = torch.tensor(std, dtype=torch.float32)
+        light = {"enabled": False, "std": 0.1, "magnitude": "eigenvalue", **(lighting or {})}
+        stats = load_stats(stats_path) if stats_path else None
+        self.normalizer = Normalizer(normalize, list(mean), list(std), stats, light["enabled"], light["std"],
+                                     light["magnitude"])
         self.datasets: dict[str, Any] = {}
 
     def prepare_data(self) -> None:
@@ -73,23 +95,33 @@ class AlexNetDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
+        prepared = self.source == "prepared"
         transforms = {
-            "train": train_transform(self.resize_size, self.crop_size, self.flip),
-            "val": eval_transform(self.resize_size, self.crop_size),
-            "test": eval_transform(self.resize_size, self.crop_size),
+            "train": train_transform(self.resize_size, self.crop_size, self.flip, prepared),
+            "val": eval_transform(self.resize_size, self.crop_size, prepared=prepared),
+            "test": eval_transform(self.resize_size, self.crop_size, prepared=prepared),
         }
         if self.ten_crop:
-            transforms["test_10crop"] = eval_transform(self.resize_size, self.crop_size, ten_crop=True)
+            transforms["test_10crop"] = eval_transform(self.resize_size, self.crop_size, True, prepared)
         self.datasets = sources.build(self.source, self.root, self.num_classes, transforms, self.cache_dir,
-                                      self.generated, self.download)
+                                      self.generated, self.download, self.custom_classes, self.resize_size)
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int | None = None) -> DataLoader:
-        workers = self.num_workers
+    def _world(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+
+    def _loader(self, split: str, train: bool, batch_size: int | None = None) -> DataLoader:
+        dataset, workers = self.datasets[split], self.num_workers
+        rank, world = self._world()
+        if world > 1:  # the data module shards; the trainer's use_distributed_sampler is off (conf/trainer)
+            sampler = (DistributedSampler(dataset, world, rank, shuffle=True, drop_last=True) if train
+                       else EvalShardSampler(len(dataset), rank, world))
+        else:
+            sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size or self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle,
+            sampler=sampler,
+            drop_last=train,
             num_workers=workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
@@ -97,19 +129,22 @@ class AlexNetDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", train=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        loaders = [self._loader("test", shuffle=False)]
+        loaders = [self._loader("test", train=False)]
         if self.ten_crop:  # 10 crops per image: a tenth of the batch keeps memory per step the same
             loaders.append(self._loader("test_10crop", False, max(1, self.batch_size // 10)))
         return loaders
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 -> float on the batch's device: PCA lighting (training only), then mean subtraction."""
         x, y = batch
         if x.dtype == torch.uint8:
-            x = normalize(x, self.mean.to(x.device), self.std.to(x.device))
+            self.normalizer.to(x.device)
+            training = self.trainer is not None and self.trainer.training
+            x = self.normalizer(x, train=training)
         return x, y

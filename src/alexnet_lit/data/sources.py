@@ -1,71 +1,127 @@
-"""Where images come from. Every source gives (train, val, test) datasets of (uint8 [C, H, W], label) samples.
+"""Where images come from. Every source gives datasets of (uint8 [C, H, W] or [10, C, H, W], label) samples.
 
 - ``generated``: the embedded shapes set (generated.py), drawn on first use into the cache.
-- ``folder``: any ImageFolder layout ``root/train/<class>/*`` and ``root/val/<class>/*`` (ImageNet's usual one);
-  the test split is ``val`` (the paper reports ILSVRC-2010/2012 validation results).
-- ``cifar10``: ``root/train/<class>/*`` and ``root/test/<class>/*`` (e.g. CIFAR-10 as JPEGs); with
-  ``data.download=true`` and no folder, torchvision downloads the python version into ``root``. CIFAR-10 has no
-  validation split: ``test`` serves as val and test, as is usual for it.
+- ``folder``: ``root/train/<wnid>/*`` and ``root/val/<wnid>/*`` (ImageNet's usual layout), decoded and resized on
+  the fly; labels are the canonical ILSVRC indices (classes.py) unless ``data.custom_classes=true``. The test
+  split is ``val`` (the paper reports validation results for ILSVRC-2012).
+- ``archives``: the official ``ILSVRC2012_img_train.tar``, ``ILSVRC2012_img_val.tar`` and
+  ``ILSVRC2012_devkit_t12.tar.gz`` in ``root``: torchvision.datasets.ImageNet unpacks them once into the folder
+  layout, with validation labels from the devkit's meta.mat (ILSVRC2012_ID order), then ``folder`` reads it.
+- ``prepared``: the 256 px store written by alexnet-prepare (store.py).
+- ``cifar10``: ``root/train/<class>/*`` and ``root/test/<class>/*``; with ``data.download=true`` and no folder,
+  torchvision downloads the python version into ``root``. ``test`` serves as val and test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable
 
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets
 
+from alexnet_lit.data.classes import UnknownClassFolder, class_index
 from alexnet_lit.data.generated import ensure_generated
+from alexnet_lit.data.store import MissingStore, PreparedSplit
 
 
 class MissingData(FileNotFoundError):
     pass
 
 
-def _image_folder(path: Path, transform: Callable, key: str) -> datasets.ImageFolder:
+class DecodeError(OSError):
+    pass
+
+
+def rgb_loader(path: str, min_size: int = 256) -> Image.Image:
+    """PIL decode to RGB (CMYK, grayscale, palette and PNG-named-.JPEG included); errors name the file.
+    EXIF orientation is ignored, as in the prepared store."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (min_size, min_size))
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DecodeError(f"{path}: cannot decode ({type(e).__name__}: {e}); remove or replace the file") from e
+
+
+class CanonicalImageFolder(datasets.ImageFolder):
+    """ImageFolder whose labels are ILSVRC indices (or sorted folder names for a custom set)."""
+
+    def __init__(self, root: str, transform: Callable, custom_classes: bool, min_size: int) -> None:
+        self.custom_classes = custom_classes
+        super().__init__(root, transform=transform, loader=lambda p: rgb_loader(p, min_size))
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        folders = sorted(p for p in Path(directory).iterdir() if p.is_dir())
+        if not folders:
+            raise MissingData(f"{directory} has no class folders")
+        mapping = class_index(folders, self.custom_classes)
+        return sorted(mapping, key=mapping.get), mapping
+
+
+def _folder(path: Path, transform: Callable, key: str, custom: bool, min_size: int) -> CanonicalImageFolder:
     if not path.is_dir():
         raise MissingData(f"{path} does not exist: {key} must hold train/<class>/ and val/<class>/ image folders")
     try:
-        return datasets.ImageFolder(str(path), transform=transform)
+        return CanonicalImageFolder(str(path), transform, custom, min_size)
+    except UnknownClassFolder:
+        raise
     except FileNotFoundError as e:  # torchvision's message names the folder but not the key
         raise MissingData(f"{path}: {e}; check {key}") from e
 
 
-def _check_classes(ds: datasets.ImageFolder, num_classes: int, path: Path) -> None:
-    if len(ds.classes) != num_classes:
-        raise MissingData(
-            f"{path} has {len(ds.classes)} class folders but data.num_classes={num_classes}; "
-            f"set data.num_classes={len(ds.classes)} or fix the folder"
-        )
+def unpack_archives(root: Path) -> None:
+    """Official ILSVRC-2012 archives -> root/train/<wnid>/, root/val/<wnid>/ via torchvision's own parsing."""
+    from torchvision.datasets import imagenet
+
+    if not (root / imagenet.META_FILE).is_file():
+        imagenet.parse_devkit_archive(str(root))
+    if not (root / "train").is_dir():
+        imagenet.parse_train_archive(str(root))
+    if not (root / "val").is_dir():
+        imagenet.parse_val_archive(str(root))
 
 
 def build(source: str, root: str | None, num_classes: int, transforms: dict[str, Callable], cache_dir: str,
-          generated: dict, download: bool = False) -> dict[str, Dataset]:
-    """``transforms`` maps split name (train, val, test) to its transform."""
+          generated: dict, download: bool = False, custom_classes: bool = False,
+          resize_size: int = 256) -> dict[str, Dataset]:
+    """``transforms`` maps split name (train, val, test, test_10crop) to its transform."""
+    eval_split = "val"
     if source == "generated":
-        base, key, eval_split = ensure_generated(cache_dir, **generated), "data.generated", "val"
+        base, key, custom = ensure_generated(cache_dir, **generated), "data.generated", True
     elif source == "cifar10":
-        base, key, eval_split = Path(root).expanduser(), "data.root", "test"
+        base, key, custom, eval_split = Path(root).expanduser(), "data.root", True, "test"
         if download and not (base / "train").is_dir():
             return {split: datasets.CIFAR10(str(base), train=split == "train", transform=t, download=True)
                     for split, t in transforms.items()}
-    elif source == "folder":
-        base, key, eval_split = Path(root).expanduser(), "data.root", "val"
+    elif source in ("folder", "archives"):
+        base, key, custom = Path(root).expanduser(), "data.root", custom_classes
+        if source == "archives":
+            unpack_archives(base)
+    elif source == "prepared":
+        try:
+            return {s: PreparedSplit(root, "train" if s == "train" else "val", t) for s, t in transforms.items()}
+        except MissingStore as e:
+            raise MissingData(str(e)) from e
     else:
-        raise ValueError(f"data.source={source!r}: expected generated, folder or cifar10")
+        raise ValueError(f"data.source={source!r}: expected generated, folder, archives, prepared or cifar10")
     out = {}
     for split, t in transforms.items():
         path = base / ("train" if split == "train" else eval_split)
-        out[split] = _image_folder(path, t, key)
-        _check_classes(out[split], num_classes, path)
+        out[split] = _folder(path, t, key, custom, resize_size)
+        top = max(out[split].class_to_idx.values())
+        if top >= num_classes:
+            raise MissingData(f"{path}: label {top} needs data.num_classes >= {top + 1} (it is {num_classes})")
     return out
 
 
 def prepare(source: str, root: str | None, cache_dir: str, generated: dict, download: bool = False) -> None:
-    """Once per node, before setup: generate or download what the source needs."""
+    """Once per node, before setup: generate, download or unpack what the source needs."""
     if source == "generated":
         ensure_generated(cache_dir, **generated)
     elif source == "cifar10" and download and not (Path(root).expanduser() / "train").is_dir():
         datasets.CIFAR10(str(Path(root).expanduser()), train=True, download=True)
         datasets.CIFAR10(str(Path(root).expanduser()), train=False, download=True)
+    elif source == "archives":
+        unpack_archives(Path(root).expanduser())

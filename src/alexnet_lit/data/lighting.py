@@ -1,0 +1,68 @@
+"""PCA lighting (paper section 4.1) and mean subtraction, on a whole batch on its device.
+
+"To each training image, we add multiples of the found principal components, with magnitudes proportional to the
+corresponding eigenvalues times a random variable drawn from a Gaussian with mean zero and standard deviation 0.1":
+
+    I_xy += [p1, p2, p3] [a1 l1, a2 l2, a3 l3]^T,   a_i ~ N(0, 0.1), once per image each time it is used
+
+p_i, l_i are the eigenvectors and eigenvalues of the 3x3 RGB covariance of the training set (prepare.py).
+The printed formula adds an eigenvalue (intensity squared) to an intensity, so its strength depends on the pixel
+scale the covariance was taken on. ``magnitude=eigenvalue`` (default) applies it literally with pixels in [0, 1],
+as fb.resnet.torch does (its eigval 0.2175, 0.0188, 0.0045 are these; measured on the 200-image sample:
+0.187, 0.016, 0.004): a typical shift of 0.1 x 0.19 = 0.02, about 5 grey levels. ``magnitude=sqrt_eigenvalue``
+uses the standard deviation along each component instead (about 11 grey levels), for users who read l_i so.
+"""
+
+from __future__ import annotations
+
+import torch
+
+MAGNITUDES = ("eigenvalue", "sqrt_eigenvalue")
+
+
+def lighting_shift(batch: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1,
+                   magnitude: str = "eigenvalue", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-image RGB shifts (batch, 3) on the [0, 1] scale; eigval/eigvec from the [0, 255] statistics."""
+    if magnitude not in MAGNITUDES:
+        raise ValueError(f"data.lighting.magnitude={magnitude!r}: expected one of {', '.join(MAGNITUDES)}")
+    lam = eigval / 255.0**2  # eigenvalues of the covariance of [0, 1] pixels
+    lam = lam.clamp_min(0).sqrt() if magnitude == "sqrt_eigenvalue" else lam
+    alpha = torch.randn(batch, 3, generator=generator, device=eigval.device, dtype=eigval.dtype) * std
+    return (alpha * lam) @ eigvec.T  # sum_i alpha_i lam_i p_i, p_i the columns of eigvec
+
+
+class Normalizer(torch.nn.Module):
+    """uint8 batch -> float: optional PCA lighting (training only), then mean subtraction.
+
+    ``mode=mean_image``: subtract the per-pixel mean image (the paper's "mean activity over the training set from
+    each pixel"), cropped at the centre to the input size, and divide by 255 (the paper's scale is arbitrary).
+    ``mode=channel``: per-channel (x - mean) / std on [0, 1] pixels.
+    """
+
+    def __init__(self, mode: str, mean: list[float], std: list[float], stats: dict | None = None,
+                 lighting: bool = False, lighting_std: float = 0.1, magnitude: str = "eigenvalue") -> None:
+        super().__init__()
+        self.mode, self.lighting, self.lighting_std, self.magnitude = mode, lighting, lighting_std, magnitude
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[:, None, None], persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[:, None, None], persistent=False)
+        need = mode == "mean_image" or lighting
+        if need and stats is None:
+            raise ValueError("data.normalize=mean_image and data.lighting.enabled=true need training-set statistics "
+                             "(data.stats_path, written by alexnet-prepare)")
+        if stats is not None:
+            mean_image = torch.as_tensor(stats["mean_image"], dtype=torch.float32).permute(2, 0, 1) / 255.0
+            self.register_buffer("mean_image", mean_image, persistent=False)
+            self.register_buffer("eigval", torch.as_tensor(stats["eigval"], dtype=torch.float32), persistent=False)
+            self.register_buffer("eigvec", torch.as_tensor(stats["eigvec"], dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        x = x.float().div_(255.0)
+        if train and self.lighting:
+            shift = lighting_shift(x.shape[0], self.eigval, self.eigvec, self.lighting_std, self.magnitude)
+            x = x + shift.view(-1, 3, 1, 1)
+        if self.mode == "mean_image":
+            h, w = x.shape[-2:]
+            H, W = self.mean_image.shape[-2:]
+            top, left = (H - h) // 2, (W - w) // 2
+            return x - self.mean_image[:, top : top + h, left : left + w]
+        return (x - self.mean) / self.std

@@ -1,0 +1,70 @@
+"""Reading the prepared 256 px store (prepare.py): random access to (256, 256, 3) uint8 rows by memory map.
+
+Why raw uint8 rather than JPEG shards: a training sample then costs a 224x224x3 slice copy instead of a JPEG
+decode, which is what lets 2 CPU cores feed a GPU (``make bench-data`` measures both; see README). The cost is
+disk: 196 KiB per image, about 250 GB for the ILSVRC-2012 training set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from alexnet_lit.data.prepare import SIZE
+
+
+class MissingStore(FileNotFoundError):
+    pass
+
+
+def check_store(root: str | Path, split: str) -> Path:
+    root = Path(root).expanduser()
+    manifest = root / "manifest.json"
+    if not manifest.is_file():
+        raise MissingStore(f"{manifest} not found: data.root must be a folder made by alexnet-prepare")
+    if not json.loads(manifest.read_text()).get("complete"):
+        raise MissingStore(f"{root} is not a complete store (an interrupted or failed alexnet-prepare): run it again")
+    if not (root / f"{split}.u8").is_file():
+        raise MissingStore(f"{root / (split + '.u8')} not found: was the {split} split prepared?")
+    return root
+
+
+class PreparedSplit(Dataset):
+    """Rows of ``<split>.u8`` with label >= 0 (files skipped by prepare have label -1 and are left out)."""
+
+    def __init__(self, root: str | Path, split: str, transform=None) -> None:
+        self.root = check_store(root, split)
+        labels = np.load(self.root / f"{split}_labels.npy")
+        self.total = len(labels)
+        self.rows = np.flatnonzero(labels >= 0)
+        self.targets = labels[self.rows].astype(np.int64)
+        self.path, self.transform = self.root / f"{split}.u8", transform
+        self._arr: np.memmap | None = None  # opened lazily, once per DataLoader worker
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def image(self, i: int) -> np.ndarray:
+        if self._arr is None:
+            self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.total, SIZE, SIZE, 3))
+        return self._arr[self.rows[i]]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.image(i)
+        x = self.transform(img) if self.transform else torch.from_numpy(np.array(img)).permute(2, 0, 1)
+        return x, int(self.targets[i])
+
+    def __getstate__(self):  # workers reopen the memory map
+        return {**self.__dict__, "_arr": None}
+
+
+def load_stats(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingStore(f"{path} not found: statistics come from alexnet-prepare (stats.npz next to the store)")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
