@@ -116,3 +116,17 @@ def test_ddp_two_processes_on_cpu_shard_the_training_set(tmp_path, cache_dir):
     assert state["global_step"] == 2 * per_rank_steps
     rows = read_rows(out / "csv" / "metrics.csv")
     assert any(r.get("test/top1_err_10crop") for r in rows)
+
+
+def test_ddp_evaluates_every_validation_image_exactly_once(tmp_path, cache_dir):
+    """7 classes x 3 = 21 validation images on 2 ranks: 11 + 10, no padded duplicate (DistributedSampler would
+    make it 22)."""
+    out = tmp_path / "ddp"
+    args = [*TINY, "trainer=ddp_cpu", "trainer.devices=2", "data.generated.classes=7", "data.num_classes=7",
+            "data.generated.val_per_class=3", f"hydra.run.dir={out}"]
+    proc = run_cli(args, tmp_path, cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_rows(out / "csv" / "metrics.csv")
+    assert [float(r["val/images"]) for r in rows if r.get("val/images")] == [21.0]
+    assert [float(r["test/images"]) for r in rows if r.get("test/images")] == [21.0]
+    assert [float(r["test/images_10crop"]) for r in rows if r.get("test/images_10crop")] == [21.0]

@@ -106,6 +106,8 @@ class AlexNetModule(pl.LightningModule):
         probs = self.probabilities(x)
         self.val_metrics.update(probs, y)
         self.log("val/loss", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True)
+        # images evaluated, over all steps and ranks: proves each validation image counts exactly once under DDP
+        self.log("val/images", float(len(y)), reduce_fx="sum", sync_dist=True)
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -115,6 +117,7 @@ class AlexNetModule(pl.LightningModule):
         metrics.update(probs, y)
         self.log(f"test/loss{suffix}", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
                  add_dataloader_idx=False)
+        self.log(f"test/images{suffix}", float(len(y)), reduce_fx="sum", sync_dist=True, add_dataloader_idx=False)
         self.log_dict(metrics, add_dataloader_idx=False)
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):

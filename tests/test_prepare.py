@@ -1,0 +1,169 @@
+"""alexnet-prepare: the real kinds of bad files ImageNet holds, canonical labels, statistics, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet_lit.data.classes import UnknownClassFolder, wnids
+from alexnet_lit.data.prepare import SIZE, BadImage, load_square, prepare
+
+PREPARE = Path(sys.executable).parent / "alexnet-prepare"
+
+
+def jpeg(path: Path, size=(320, 240), color=(200, 30, 60), mode="RGB", fmt="JPEG") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path, fmt)
+    return path
+
+
+def odd_files(root: Path) -> dict[str, Path]:
+    """One of each kind of file the ILSVRC-2012 training set really contains, and three that cannot be decoded."""
+    w = root / "train" / wnids()[0]
+    files = {
+        "rgb": jpeg(w / "rgb.JPEG"),
+        "cmyk": jpeg(w / "cmyk.JPEG", color=(255, 0, 0, 0), mode="CMYK"),  # pure cyan ink
+        "png": jpeg(w / "n02105855_2933.JPEG", fmt="PNG"),  # a PNG named .JPEG, as in the real set
+        "gray": jpeg(w / "gray.JPEG", color=128, mode="L"),
+        "tiny": jpeg(w / "tiny.JPEG", size=(40, 30)),
+        "wide": jpeg(w / "wide.JPEG", size=(1000, 20)),
+        "empty": w / "empty.JPEG",
+        "text": w / "text.JPEG",
+        "truncated": w / "truncated.JPEG",
+    }
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("not an image\n")
+    full = jpeg(w / "full.tmp", size=(400, 300))
+    data = full.read_bytes()
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    full.unlink()
+    return files
+
+
+def test_odd_but_valid_files_decode_to_rgb(tmp_path):
+    files = odd_files(tmp_path)
+    for kind in ("rgb", "cmyk", "png", "gray", "tiny", "wide"):
+        img = load_square(files[kind])
+        assert img.shape == (SIZE, SIZE, 3) and img.dtype == np.uint8, kind
+    cyan = load_square(files["cmyk"]).reshape(-1, 3).mean(0)
+    assert cyan[0] < 30 and cyan[1] > 220 and cyan[2] > 220
+    gray = load_square(files["gray"])
+    assert (gray == 128).all()
+    for kind in ("empty", "text", "truncated"):
+        with pytest.raises(BadImage, match=str(files[kind])):
+            load_square(files[kind])
+
+
+def test_bad_files_are_listed_and_fail_the_run(tmp_path):
+    files = odd_files(tmp_path / "raw")
+    jpeg(tmp_path / "raw" / "val" / wnids()[0] / "v.JPEG")
+    proc = subprocess.run([str(PREPARE), f"root={tmp_path / 'raw'}", f"out_dir={tmp_path / 'out'}", "workers=2",
+                           "chunk_size=2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    for kind in ("empty", "text", "truncated"):
+        assert str(files[kind]) in proc.stderr
+    assert "skip_bad=true" in proc.stderr
+    assert not json.loads((tmp_path / "out" / "manifest.json").read_text())["complete"]
+
+
+def test_skip_bad_records_them_and_leaves_their_rows_out(tmp_path):
+    files = odd_files(tmp_path / "raw")
+    jpeg(tmp_path / "raw" / "val" / wnids()[0] / "v.JPEG")
+    manifest = prepare(tmp_path / "raw", tmp_path / "out", skip_bad=True, chunk_size=4, show_progress=False)
+    assert manifest["complete"] and manifest["splits"]["train"]["images"] == 6
+    skipped = {e["error"].split(":")[0] for e in manifest["skipped"]}
+    assert skipped == {str(files[k]) for k in ("empty", "text", "truncated")}
+    labels = np.load(tmp_path / "out" / "train_labels.npy")
+    assert (labels == -1).sum() == 3 and (labels == 0).sum() == 6
+
+
+def test_labels_are_canonical_even_with_missing_classes(tmp_path):
+    picks = [5, 400, 999]
+    for i in picks:
+        jpeg(tmp_path / "raw" / "train" / wnids()[i] / "a.JPEG")
+        jpeg(tmp_path / "raw" / "val" / wnids()[i] / "b.JPEG")
+    manifest = prepare(tmp_path / "raw", tmp_path / "out", show_progress=False)
+    assert np.load(tmp_path / "out" / "train_labels.npy").tolist() == picks
+    assert list(manifest["splits"]["val"]["per_class"]) == [str(i) for i in picks]
+
+
+def test_unknown_class_folder_is_an_error_naming_it(tmp_path):
+    jpeg(tmp_path / "raw" / "train" / "cats" / "a.JPEG")
+    with pytest.raises(UnknownClassFolder, match=r"raw/train/cats: not an ILSVRC-2012 wnid.*custom_classes=true"):
+        prepare(tmp_path / "raw", tmp_path / "out", show_progress=False)
+    jpeg(tmp_path / "raw" / "val" / "cats" / "b.JPEG")
+    assert prepare(tmp_path / "raw", tmp_path / "out2", custom_classes=True, show_progress=False)["complete"]
+
+
+def noisy_set(root: Path, per_class: int, size=(640, 480), classes=(0, 1, 2)) -> None:
+    rng = np.random.default_rng(0)
+    for c in classes:
+        for split in ("train", "val"):
+            for i in range(per_class if split == "train" else 2):
+                arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+                arr[..., c % 3] //= 2  # a per-class colour cast, so the statistics have structure
+                d = root / split / wnids()[c]
+                d.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr).save(d / f"{i:04d}.JPEG", quality=90)
+
+
+def test_statistics_match_a_direct_computation(tmp_path):
+    noisy_set(tmp_path / "raw", per_class=4, size=(300, 260))
+    prepare(tmp_path / "raw", tmp_path / "out", chunk_size=5, workers=2, show_progress=False)
+    rows = np.fromfile(tmp_path / "out" / "train.u8", dtype=np.uint8).reshape(-1, SIZE, SIZE, 3).astype(np.float64)
+    stats = np.load(tmp_path / "out" / "stats.npz")
+    np.testing.assert_allclose(stats["mean_image"], rows.mean(0), rtol=1e-12)
+    pixels = rows.reshape(-1, 3)
+    cov = np.cov(pixels, rowvar=False, bias=True)
+    np.testing.assert_allclose(stats["rgb_cov"], cov, rtol=1e-9)
+    lam, vec = stats["eigval"], stats["eigvec"]
+    assert lam[0] >= lam[1] >= lam[2] > 0
+    np.testing.assert_allclose(cov @ vec, vec * lam, rtol=1e-7, atol=1e-6)
+
+
+def store_bytes(out: Path) -> dict[str, bytes]:
+    names = ["train.u8", "val.u8", "train_labels.npy", "val_labels.npy"]
+    files = {n: (out / n).read_bytes() for n in names}
+    with np.load(out / "stats.npz") as z:
+        files.update({k: z[k].tobytes() for k in z.files})
+    return files
+
+
+def test_killed_prepare_continues_and_equals_an_uninterrupted_run(tmp_path):
+    noisy_set(tmp_path / "raw", per_class=40)
+    reference = tmp_path / "reference"
+    prepare(tmp_path / "raw", reference, chunk_size=4, show_progress=False)
+
+    out = tmp_path / "out"
+    args = [str(PREPARE), f"root={tmp_path / 'raw'}", f"out_dir={out}", "workers=1", "chunk_size=4", "save_every=0"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / ".progress" / "train.npz"
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists():
+            try:
+                done = int(np.load(state)["done"].sum())
+            except (OSError, ValueError, KeyError):
+                done = 0
+            if done >= 3:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "prepare finished before it could be interrupted"
+    assert 3 <= done < 30 and not (out / "manifest.json").exists()
+
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert store_bytes(out) == store_bytes(reference)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["splits"]["train"]["images"] == 120
