@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint describe clean
+.PHONY: install train test lint describe clean bench-data
 
 install: $(STAMP)
 
@@ -22,10 +22,13 @@ test: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check src tests train.py
+	$(VENV)/bin/ruff check src tests train.py experiments
 
 describe: install
 	$(VENV)/bin/alexnet-describe
 
 clean:
 	rm -rf $(VENV) logs outputs multirun
+
+bench-data: install
+	$(PY) experiments/bench_data.py

@@ -73,10 +73,53 @@ def test_raw_folder_uses_canonical_labels(store, tmp_path, cache_dir):
     cfg = compose_train(["data=imagenet", *over, f"data.root={store / 'raw'}", "data.batch_size=4",
                          "data.resize_size=72", "data.crop_size=64", "trainer.limit_train_batches=2"],
                         tmp_path, cache_dir)
-    from alexnet_lit.data import AlexNetDataModule
     from alexnet_lit.config import plain
+    from alexnet_lit.data import AlexNetDataModule
 
     dm = AlexNetDataModule(**plain(cfg.data))
     dm.setup("fit")
     assert sorted(set(dm.datasets["train"].targets)) == [7, 300, 999]  # ILSVRC indices, not 0, 1, 2
     assert run(cfg)["val/images"] == 6
+
+
+def test_store_crops_stay_hwc_and_match_the_row():
+    from alexnet_lit.data.augment import StoreCrop
+
+    row = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    torch.manual_seed(0)
+    flips = 0
+    for _ in range(20):
+        patch = StoreCrop(224, "random", flip=True)(row).numpy()
+        assert patch.shape == (224, 224, 3)
+        found = [(t, s) for t in range(33) for s in range(33) if np.array_equal(row[t : t + 224, s : s + 224], patch)]
+        if not found:
+            mirrored = patch[:, ::-1]
+            assert any(np.array_equal(row[t : t + 224, s : s + 224], mirrored) for t in range(33) for s in range(33))
+            flips += 1
+    assert 3 <= flips <= 17
+    centre = StoreCrop(224, "centre")(row).numpy()
+    assert np.array_equal(centre, row[16:240, 16:240])
+    ten = StoreCrop(224, "ten")(row).numpy()
+    assert ten.shape == (10, 224, 224, 3) and np.array_equal(ten[4], centre)
+    assert {c.tobytes() for c in ten[5:]} == {np.ascontiguousarray(c[:, ::-1]).tobytes() for c in ten[:5]}
+
+
+def test_bench_data_prints_its_ratios(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT, SHARED
+
+    if not (SHARED / "imagenet-sample").is_dir():
+        pytest.skip("../shared/data/imagenet-sample not found (absent outside this workplace)")
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for f in sorted((SHARED / "imagenet-sample").glob("*.JPEG"))[:8]:
+        (sample / f.name).symlink_to(f)
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench_data.py"), "--images", str(sample),
+                           "--seconds", "0.2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1].startswith("speedup_vs_reference=") and float(lines[-1].split("=")[1]) > 0
+    assert Path(ROOT / "Makefile").read_text().count("bench-data") >= 2

@@ -143,6 +143,8 @@ class AlexNetDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 -> float on the batch's device: PCA lighting (training only), then mean subtraction."""
         x, y = batch
+        if self.source == "prepared":  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
+            x = x.movedim(-1, -3)
         if x.dtype == torch.uint8:
             self.normalizer.to(x.device)
             training = self.trainer is not None and self.trainer.training

@@ -56,13 +56,20 @@ class Normalizer(torch.nn.Module):
             self.register_buffer("eigvec", torch.as_tensor(stats["eigvec"], dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        x = x.float().div_(255.0)
+        x = x.to(torch.float32).mul_(1 / 255.0)  # in place from here: each pass over the batch costs
         if train and self.lighting:
             shift = lighting_shift(x.shape[0], self.eigval, self.eigvec, self.lighting_std, self.magnitude)
-            x = x + shift.view(-1, 3, 1, 1)
+            x.add_(shift.view(-1, 3, *([1] * (x.ndim - 2))))
         if self.mode == "mean_image":
-            h, w = x.shape[-2:]
+            return x.sub_(self.centre_mean(*x.shape[-2:]))
+        return x.sub_(self.mean).div_(self.std)
+
+    def centre_mean(self, h: int, w: int) -> torch.Tensor:
+        """The central h x w of the mean image, cached, in channels_last memory like the batches."""
+        key = (h, w, self.mean_image.device)
+        if getattr(self, "_centre_key", None) != key:
             H, W = self.mean_image.shape[-2:]
             top, left = (H - h) // 2, (W - w) // 2
-            return x - self.mean_image[:, top : top + h, left : left + w]
-        return (x - self.mean) / self.std
+            crop = self.mean_image[:, top : top + h, left : left + w]
+            self._centre, self._centre_key = crop.permute(1, 2, 0).contiguous().permute(2, 0, 1), key
+        return self._centre

@@ -50,7 +50,8 @@ class PreparedSplit(Dataset):
 
     def image(self, i: int) -> np.ndarray:
         if self._arr is None:
-            self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.total, SIZE, SIZE, 3))
+            # mode "c": copy-on-write, so torch gets a writable array without a copy (nothing writes to it)
+            self._arr = np.memmap(self.path, dtype=np.uint8, mode="c", shape=(self.total, SIZE, SIZE, 3))
         return self._arr[self.rows[i]]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:

@@ -1,0 +1,120 @@
+"""make bench-data: loader throughput per core, torchvision's reference pipeline against ours, same images.
+
+    python experiments/bench_data.py [--images ../shared/data/imagenet-sample] [--seconds 10]
+
+(a) reference: ImageFolder + PIL over the raw JPEGs, Resize(256), RandomCrop(224), RandomHorizontalFlip,
+    ToTensor, Normalize (torchvision's ImageNet recipe);
+(b) ours: the prepared 256 px store, random 224 crop + flip on uint8 in the loader, batches of 128; then,
+    measured apart, PCA lighting and mean-image subtraction on the batch (on_after_batch_transfer: on the GPU
+    in training, so not loader work; here timed on one CPU thread and also reported combined).
+Both run in one process with one torch thread, so images/s is images/s per core. Then the prepare throughput
+(decode + resize of the same raw images, one worker). Last line: speedup_vs_reference=N.N
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision import datasets
+from torchvision import transforms as T
+
+from alexnet_lit.data.augment import train_transform
+from alexnet_lit.data.lighting import Normalizer
+from alexnet_lit.data.prepare import prepare
+from alexnet_lit.data.store import PreparedSplit, load_stats
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def folder_layout(images: Path, root: Path) -> None:
+    """<wnid>_<name>.JPEG files -> root/{train,val}/<wnid>/ symlinks (the sample has one image per class)."""
+    for f in sorted(images.glob("*.JPEG")):
+        for split in ("train", "val"):
+            d = root / split / f.name.split("_")[0]
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f.name).symlink_to(f.resolve())
+
+
+def timed(fn, seconds: float) -> float:
+    """Images per second of fn() (which returns how many images it produced), after one warm-up call."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        n += fn()
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=Path, default=default)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    if not args.images.is_dir():
+        raise SystemExit(f"{args.images} not found: pass --images DIR with <wnid>_<name>.JPEG files")
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, store = Path(tmp) / "raw", Path(tmp) / "store"
+        folder_layout(args.images, raw)
+        n = len(list((raw / "train").rglob("*.JPEG")))
+
+        start = time.perf_counter()
+        prepare(raw, store, splits=("train", "val"), workers=1, chunk_size=64, show_progress=False)
+        prepare_rate = 2 * n / (time.perf_counter() - start)
+
+        reference = datasets.ImageFolder(str(raw / "train"), T.Compose([
+            T.Resize(256), T.RandomCrop(224), T.RandomHorizontalFlip(), T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]))
+
+        def reference_pass() -> int:
+            for i in range(len(reference)):
+                reference[i]
+            return len(reference)
+
+        ours = PreparedSplit(store, "train", train_transform(256, 224, flip=True, prepared=True))
+        normalizer = Normalizer("mean_image", IMAGENET_MEAN, IMAGENET_STD, load_stats(store / "stats.npz"),
+                                lighting=True)
+        loader = DataLoader(ours, batch_size=128, shuffle=True, num_workers=0, drop_last=False)
+
+        def loader_pass() -> int:  # what a DataLoader worker does per core
+            return sum(len(x) for x, _ in loader)
+
+        batch = next(iter(loader))[0]
+
+        def float_pass() -> int:  # what on_after_batch_transfer does, on the GPU when there is one
+            normalizer(batch.movedim(-1, -3), train=True)
+            return len(batch)
+
+        ref_rate = timed(reference_pass, args.seconds)
+        our_rate = timed(loader_pass, args.seconds)
+        float_rate = timed(float_pass, args.seconds)
+        both = 1 / (1 / our_rate + 1 / float_rate)
+    cpu = os.environ.get("BENCH_CPU_NAME") or _cpu_name()
+    print(f"images: {n} real ILSVRC-2012 JPEGs from {args.images}; cpu: {cpu}; 1 process, 1 torch thread")
+    print(f"reference (ImageFolder + PIL, Resize/RandomCrop/Flip/ToTensor/Normalize): {ref_rate:8.0f} images/s/core")
+    print(f"ours, loader (prepared store, random crop + flip on uint8, batches of 128): {our_rate:8.0f} images/s/core")
+    print(f"ours, batch float work (PCA lighting + mean image, 1 CPU thread):         {float_rate:8.0f} images/s/core")
+    print(f"ours, both on one CPU core (no GPU to take the float work):              {both:8.0f} images/s/core")
+    print(f"prepare (decode + 256 px store, 1 worker):                               {prepare_rate:8.0f} images/s/core")
+    print(f"speedup_incl_float_on_cpu={both / ref_rate:.1f}")
+    print(f"speedup_vs_reference={our_rate / ref_rate:.1f}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()
