@@ -43,8 +43,23 @@ def test_bad_overrides_fail_before_any_work(override, message, tmp_path):
     assert not cache.exists(), "data was generated although the config was invalid"
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [(["experiment=paper", "data.root=nowhere"], "nowhere/stats.npz not found (data.stats_path)"),
+     (["experiment=paper", "data.root=nowhere", "data.stats_path=null", "data.lighting.enabled=false",
+       "data.normalize=channel"], "nowhere/manifest.json not found: data.root must be a folder made by alexnet-prepare"),
+     (["data=imagenet", "data.root=bad"], "bad/train/cats: not an ILSVRC-2012 wnid")],
+)
+def test_missing_or_wrong_imagenet_names_the_key(args, message, tmp_path):
+    (tmp_path / "bad" / "train" / "cats").mkdir(parents=True)
+    (tmp_path / "bad" / "val" / "cats").mkdir(parents=True)
+    proc = run_cli([*args, "logger=csv_only"], tmp_path, tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
 def test_missing_imagenet_folder_names_the_key(tmp_path):
-    proc = run_cli(["experiment=paper", f"data.root={tmp_path}/nowhere", "logger=csv_only"], tmp_path, tmp_path)
+    proc = run_cli(["data=imagenet", f"data.root={tmp_path}/nowhere", "logger=csv_only"], tmp_path, tmp_path)
     assert proc.returncode == 2
     assert f"{tmp_path}/nowhere/train does not exist: data.root" in proc.stderr
 

@@ -24,7 +24,9 @@ from alexnet_lit import loggers as wandb_runs
 from alexnet_lit.cli import config_dir, normalize_argv
 from alexnet_lit.config import ConfigError, plain, validate
 from alexnet_lit.data import AlexNetDataModule
+from alexnet_lit.data.classes import UnknownClassFolder
 from alexnet_lit.data.sources import MissingData
+from alexnet_lit.data.store import MissingStore
 from alexnet_lit.module import AlexNetModule
 
 
@@ -61,7 +63,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)
-    except (ConfigError, MissingData) as e:
+    except (ConfigError, MissingData, MissingStore, UnknownClassFolder) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     return metrics.get("val/top1_err")  # for Hydra sweepers that optimise

@@ -66,6 +66,7 @@ class PreparedSplit(Dataset):
 def load_stats(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path).expanduser()
     if not path.is_file():
-        raise MissingStore(f"{path} not found: statistics come from alexnet-prepare (stats.npz next to the store)")
+        raise MissingStore(f"{path} not found (data.stats_path): the statistics come from alexnet-prepare, which "
+                           f"writes stats.npz next to the store; run it, or set data.stats_path")
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
