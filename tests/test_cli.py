@@ -47,7 +47,7 @@ def test_bad_overrides_fail_before_any_work(override, message, tmp_path):
     "args, message",
     [(["experiment=paper", "data.root=nowhere"], "nowhere/stats.npz not found (data.stats_path)"),
      (["experiment=paper", "data.root=nowhere", "data.stats_path=null", "data.lighting.enabled=false",
-       "data.normalize=channel"], "nowhere/manifest.json not found: data.root must be a folder made by alexnet-prepare"),
+       "data.normalize=channel"], "nowhere/manifest.json not found: data.root must be a folder made by alexnet-prep"),
      (["data=imagenet", "data.root=bad"], "bad/train/cats: not an ILSVRC-2012 wnid")],
 )
 def test_missing_or_wrong_imagenet_names_the_key(args, message, tmp_path):
