@@ -167,3 +167,14 @@ def test_killed_prepare_continues_and_equals_an_uninterrupted_run(tmp_path):
     assert store_bytes(out) == store_bytes(reference)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["splits"]["train"]["images"] == 120
+
+
+def test_decode_error_while_training_on_the_fly_names_the_file(tmp_path):
+    from alexnet_lit.data.sources import CanonicalImageFolder, DecodeError
+
+    files = odd_files(tmp_path)
+    ds = CanonicalImageFolder(str(tmp_path / "train"), transform=None, custom_classes=False, min_size=256)
+    by_path = {p: i for i, (p, _) in enumerate(ds.samples)}
+    assert ds[by_path[str(files["cmyk"])]][0].mode == "RGB"
+    with pytest.raises(DecodeError, match=str(files["truncated"])):
+        ds[by_path[str(files["truncated"])]]
