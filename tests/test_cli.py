@@ -86,6 +86,15 @@ def test_sweep_gives_each_run_its_own_folder(tmp_path, cache_dir):
     assert all((p / "checkpoints" / "last.ckpt").is_file() for p in runs)
 
 
+def test_named_sweep_runs_every_ablation(tmp_path, cache_dir):
+    proc = run_cli(["+sweep=ablations", *TINY, "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+                    "test=false"], tmp_path, cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = sorted(p.parent.parent.name for p in (tmp_path / "logs" / "multiruns").rglob("csv/metrics.csv"))
+    expected = "paper tanh no_lrn non_overlap_pool one_gpu no_dropout no_conv3 no_conv4 no_pca".split()
+    assert names == sorted(f"{i}_{n}" for i, n in enumerate(expected))
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path) as f:
         return list(csv.DictReader(f))

@@ -19,7 +19,11 @@ def config_dir() -> str:
     raise SystemExit("alexnet-lit: cannot find the config folder (conf/train.yaml); set ALEXNET_LIT_CONF=/path/to/conf")
 
 
+OPTIONAL_GROUPS = ("experiment", "sweep")  # listed as `group: null` in train.yaml's defaults
+
+
 def normalize_argv() -> None:
-    """Accept both ``+experiment=x`` and ``experiment=x``: train.yaml lists ``experiment: null`` in its defaults,
-    where Hydra itself only accepts the second form."""
-    sys.argv = [a.replace("+experiment=", "experiment=", 1) if a.startswith("+experiment=") else a for a in sys.argv]
+    """Accept both ``+experiment=x`` and ``experiment=x`` (likewise ``sweep``): train.yaml lists
+    ``experiment: null`` in its defaults, where Hydra itself only accepts the second form."""
+    plus = tuple(f"+{g}=" for g in OPTIONAL_GROUPS)
+    sys.argv = [a[1:] if a.startswith(plus) else a for a in sys.argv]
