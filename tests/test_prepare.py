@@ -137,14 +137,16 @@ def store_bytes(out: Path) -> dict[str, bytes]:
     return files
 
 
-def test_killed_prepare_continues_and_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
+def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code, tmp_path):
+    """SIGKILL, or Ctrl-C (SIGINT to the parent alone, so the workers cannot help it stop): run again, same bytes."""
     noisy_set(tmp_path / "raw", per_class=40)
     reference = tmp_path / "reference"
     prepare(tmp_path / "raw", reference, chunk_size=4, show_progress=False)
 
     out = tmp_path / "out"
     args = [str(PREPARE), f"root={tmp_path / 'raw'}", f"out_dir={out}", "workers=1", "chunk_size=4", "save_every=0"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     state = out / ".progress" / "train.npz"
     deadline = time.time() + 120
     done = 0
@@ -157,10 +159,18 @@ def test_killed_prepare_continues_and_equals_an_uninterrupted_run(tmp_path):
             if done >= 3:
                 break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "prepare finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
     assert 3 <= done < 30 and not (out / "manifest.json").exists()
+    if sig == signal.SIGINT:
+        assert "run the same command again to continue" in err
+    for _ in range(50):  # the workers leave with their parent (no orphan keeps decoding or holding memory)
+        left = subprocess.run(["pgrep", "-f", f"out_dir={out}"], capture_output=True, text=True).stdout.split()
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, f"worker processes left behind: {left}"
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from alexnet_lit.cli import config_dir
 from alexnet_lit.data.classes import UnknownClassFolder
 from alexnet_lit.data.datamodule import default_workers
-from alexnet_lit.data.prepare import BadImage, prepare
+from alexnet_lit.data.prepare import BadImage, Interrupted, prepare
 from alexnet_lit.data.sources import unpack_archives
 
 
@@ -30,6 +30,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     except (BadImage, UnknownClassFolder, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except Interrupted as e:
+        print(f"interrupted ({e}); run the same command again to continue", file=sys.stderr)
+        sys.exit(130)
     for split, info in manifest["splits"].items():
         print(f"{split}: {info['images']} images of {info['files']} files, {len(info['per_class'])} classes")
     if manifest["skipped"]:
