@@ -154,3 +154,26 @@ def test_ddp_evaluates_every_validation_image_exactly_once(tmp_path, cache_dir):
     assert [float(r["val/images"]) for r in rows if r.get("val/images")] == [21.0]
     assert [float(r["test/images"]) for r in rows if r.get("test/images")] == [21.0]
     assert [float(r["test/images_10crop"]) for r in rows if r.get("test/images_10crop")] == [21.0]
+
+
+EVAL = shutil.which("alexnet-eval", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(EVAL is None, reason="alexnet-eval is not installed (pip install -e .)")
+def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(tmp_path, cache_dir):
+    from alexnet_lit.cli.train import run
+    from conftest import compose_train
+
+    metrics = run(compose_train([*TINY, "trainer.max_epochs=2"], tmp_path / "train", cache_dir))
+    (best,) = (tmp_path / "train" / "checkpoints").glob("best-*.ckpt")
+    out = tmp_path / "eval"
+    data = [o for o in TINY if o.startswith("data")]
+    proc = subprocess.run([EVAL, f"ckpt_path={best}", *data, "logger=csv_only", f"hydra.run.dir={out}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ALEXNET_LIT_CACHE": str(cache_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_rows(out / "csv" / "metrics.csv")
+    for key in ("test/top1_err", "test/top1_err_10crop", "test/loss"):
+        assert float([r[key] for r in rows if r.get(key)][0]) == pytest.approx(metrics[key], abs=1e-6), key
+    missing = subprocess.run([EVAL, *data], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "ckpt_path is not set" in missing.stderr

@@ -29,6 +29,9 @@ from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import MissingStore
 from alexnet_lit.module import AlexNetModule
 
+# errors in what the user gave (config, paths, data): one line naming the key or file, exit 2, no traceback
+USER_ERRORS = (ConfigError, MissingData, MissingStore, UnknownClassFolder)
+
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry of a name -> {_target_: ...} group; a null entry is switched off."""
@@ -63,7 +66,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)
-    except (ConfigError, MissingData, MissingStore, UnknownClassFolder) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     return metrics.get("val/top1_err")  # for Hydra sweepers that optimise
