@@ -1,13 +1,15 @@
-"""One LightningDataModule over every source (sources.py), with the paper's crop/flip (augment.py) and 10-crop
-test view (ten_crop.py).
+"""One LightningDataModule over every source (sources.py), with the paper's crop/flip (augment.py), 10-crop
+test view (ten_crop.py), PCA lighting and mean subtraction (lighting.py).
 
-    python train.py data=generated      # embedded shapes, generated on first use
+    python train.py data=imagenet_prepared data.root=/data/imagenet-256   # the store from alexnet-prepare
+    python train.py data=imagenet data.root=/data/imagenet                # raw folders, decoded on the fly
     python train.py data=cifar10 data.root=/path/to/cifar10-jpg
-    python train.py data=imagenet data.root=/path/to/imagenet
+    python train.py data=generated                                        # embedded shapes
 
 Workers produce uint8 crops; ``on_after_batch_transfer`` turns the batch into normalized floats on the device
-(the GPU when there is one). The test loaders are the centre crop and, with ``data.ten_crop=true``, the 10-crop view;
-the module logs them under different names.
+(the GPU when there is one). The test loaders are the centre crop and, with ``data.ten_crop=true``, the 10-crop
+view; the module logs them under different names. Under DDP the module shards itself: a distinct part of the
+training set per rank and epoch, and every evaluation image exactly once (EvalShardSampler).
 """
 
 from __future__ import annotations
