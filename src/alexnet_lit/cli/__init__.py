@@ -22,6 +22,25 @@ def config_dir() -> str:
 OPTIONAL_GROUPS = ("experiment", "sweep")  # listed as `group: null` in train.yaml's defaults
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors in what the user gave (config, paths, data): one line naming the key or file, exit 2."""
+    from alexnet_lit.config import ConfigError
+    from alexnet_lit.data.classes import UnknownClassFolder
+    from alexnet_lit.data.sources import MissingData
+    from alexnet_lit.data.store import MissingStore
+
+    return ConfigError, MissingData, MissingStore, UnknownClassFolder
+
+
+def exit_on_user_error(fn, *args):
+    """Run ``fn(*args)``; a user error prints ``error: ...`` (no traceback) and exits 2."""
+    try:
+        return fn(*args)
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def normalize_argv() -> None:
     """Accept both ``+experiment=x`` and ``experiment=x`` (likewise ``sweep``): train.yaml lists
     ``experiment: null`` in its defaults, where Hydra itself only accepts the second form."""

@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from alexnet_lit.cli import config_dir, normalize_argv
-from alexnet_lit.config import ConfigError, plain, validate
+from alexnet_lit.cli import config_dir, exit_on_user_error, normalize_argv
+from alexnet_lit.config import plain, validate
 from alexnet_lit.models.alexnet import AlexNet
 
 
@@ -39,11 +39,7 @@ def describe(cfg: DictConfig, console: Console | None = None) -> int:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        describe(cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(describe, cfg)
 
 
 def main() -> None:

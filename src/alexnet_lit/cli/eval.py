@@ -15,8 +15,8 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from alexnet_lit.cli import config_dir, normalize_argv
-from alexnet_lit.cli.train import USER_ERRORS, instantiate_all
+from alexnet_lit.cli import config_dir, exit_on_user_error, normalize_argv
+from alexnet_lit.cli.train import instantiate_all
 from alexnet_lit.config import ConfigError, plain, validate
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.loggers import finish
@@ -46,11 +46,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(evaluate, cfg)
 
 
 def main() -> None:

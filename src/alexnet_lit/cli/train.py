@@ -12,7 +12,6 @@ model, loggers, callbacks and trainer; 4. fit; 5. test the best checkpoint (by v
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import hydra
@@ -21,16 +20,10 @@ from lightning import pytorch as pl
 from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
-from alexnet_lit.cli import config_dir, normalize_argv
-from alexnet_lit.config import ConfigError, plain, validate
+from alexnet_lit.cli import config_dir, exit_on_user_error, normalize_argv
+from alexnet_lit.config import plain, validate
 from alexnet_lit.data import AlexNetDataModule
-from alexnet_lit.data.classes import UnknownClassFolder
-from alexnet_lit.data.sources import MissingData
-from alexnet_lit.data.store import MissingStore
 from alexnet_lit.module import AlexNetModule
-
-# errors in what the user gave (config, paths, data): one line naming the key or file, exit 2, no traceback
-USER_ERRORS = (ConfigError, MissingData, MissingStore, UnknownClassFolder)
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -64,11 +57,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = run(cfg)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    metrics = exit_on_user_error(run, cfg)
     return metrics.get("val/top1_err")  # for Hydra sweepers that optimise
 
 
