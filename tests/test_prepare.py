@@ -188,3 +188,20 @@ def test_decode_error_while_training_on_the_fly_names_the_file(tmp_path):
     assert ds[by_path[str(files["cmyk"])]][0].mode == "RGB"
     with pytest.raises(DecodeError, match=str(files["truncated"])):
         ds[by_path[str(files["truncated"])]]
+
+
+def test_exif_orientation_is_ignored_the_same_way_everywhere(tmp_path):
+    """Policy (README): pixels as stored, in prepare and on the fly alike; a rotate-90 tag changes nothing."""
+    from alexnet_lit.data.sources import rgb_loader
+
+    arr = np.zeros((200, 400, 3), np.uint8)
+    arr[:, :200] = 255  # left half white: a 90-degree rotation would put it on top
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    tagged, plain = tmp_path / "tagged.JPEG", tmp_path / "plain.JPEG"
+    Image.fromarray(arr).save(tagged, quality=95, exif=exif)
+    Image.fromarray(arr).save(plain, quality=95)
+    with Image.open(tagged) as im:
+        assert im.getexif()[0x0112] == 6
+    np.testing.assert_array_equal(load_square(tagged), load_square(plain))
+    assert rgb_loader(str(tagged)).size == (400, 200)
