@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from alexnet_lit.data.classes import class_index
 
@@ -51,18 +53,11 @@ class Interrupted(Exception):
     pass
 
 
-def _speed_column():
-    from rich.progress import ProgressColumn
-    from rich.text import Text
+class SpeedColumn(ProgressColumn):
+    """Images per second in the progress bar."""
 
-    class Speed(ProgressColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed or 0:7.0f} img/s")
-
-    return Speed()
-
-
-SpeedColumn = _speed_column
+    def render(self, task) -> Text:
+        return Text(f"{task.speed or 0:7.0f} img/s")
 
 
 def load_square(path: str | os.PathLike, size: int = SIZE) -> np.ndarray:
@@ -241,8 +236,6 @@ def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, splits: tuple[s
             workers: int = 1, chunk_size: int = 256, skip_bad: bool = False, custom_classes: bool = False,
             show_progress: bool = True, save_every: float = 5.0) -> dict:
     """Prepare every split; returns the manifest. Raises BadImage listing every undecodable file unless skip_bad."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     root, out = Path(root).expanduser(), Path(out_dir).expanduser()
     (out / ".progress").mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
