@@ -24,21 +24,15 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
+from alexnet_lit.config import DataConfig, LightingConfig
 from alexnet_lit.data.augment import train_transform
+from alexnet_lit.data.classes import link_flat_sample
 from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.prepare import prepare
 from alexnet_lit.data.store import PreparedSplit, load_stats
 
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-
-
-def folder_layout(images: Path, root: Path) -> None:
-    """<wnid>_<name>.JPEG files -> root/{train,val}/<wnid>/ symlinks (the sample has one image per class)."""
-    for f in sorted(images.glob("*.JPEG")):
-        for split in ("train", "val"):
-            d = root / split / f.name.split("_")[0]
-            d.mkdir(parents=True, exist_ok=True)
-            (d / f.name).symlink_to(f.resolve())
+DATA = DataConfig()  # the schema's defaults: torchvision's channel mean/std, the paper's 255 pixel scale
+IMAGENET_MEAN, IMAGENET_STD = DATA.mean, DATA.std
 
 
 def timed(fn, seconds: float) -> float:
@@ -61,8 +55,7 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         raw, store = Path(tmp) / "raw", Path(tmp) / "store"
-        folder_layout(args.images, raw)
-        n = len(list((raw / "train").rglob("*.JPEG")))
+        n = link_flat_sample(args.images, raw)
 
         start = time.perf_counter()
         prepare(raw, store, splits=("train", "val"), workers=1, chunk_size=64, show_progress=False)
@@ -78,8 +71,8 @@ def main() -> None:
             return len(reference)
 
         ours = PreparedSplit(store, "train", train_transform(256, 224, flip=True, prepared=True))
-        normalizer = Normalizer("mean_image", IMAGENET_MEAN, IMAGENET_STD, load_stats(store / "stats.npz"),
-                                lighting=True)
+        normalizer = Normalizer("mean_image", DATA.pixel_max, DATA.mean, DATA.std, LightingConfig(enabled=True),
+                                load_stats(store / "stats.npz"))
         loader = DataLoader(ours, batch_size=128, shuffle=True, num_workers=0, drop_last=False)
 
         def loader_pass() -> int:  # what a DataLoader worker does per core

@@ -64,12 +64,12 @@ def test_shapes_vary_in_position_and_scale(tmp_path):
 
 def test_bad_generated_class_count_names_the_key(tmp_path):
     with pytest.raises(ValueError, match="data.generated.classes=11"):
-        ensure_generated(tmp_path, classes=11)
+        ensure_generated(tmp_path, **{**SMALL, "classes": 11, "seed": 0})
 
 
 def test_datamodule_batches_and_ten_crop_view(tmp_path):
     dm = AlexNetDataModule(source="generated", num_classes=4, resize_size=72, crop_size=64, batch_size=4,
-                           num_workers=0, generated=SMALL, cache_dir=str(tmp_path))
+                           num_workers=0, generated={**SMALL, "seed": 0}, cache_dir=str(tmp_path), pixel_max=1)
     dm.prepare_data()
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
@@ -101,7 +101,7 @@ def cifar_root(tmp_path_factory):
 
 
 def test_cifar10_jpegs_train_a_few_steps(cifar_root, tmp_path, cache_dir):
-    over = [o for o in TINY if not o.startswith("data.generated")] + ["data=cifar10", f"data.root={cifar_root}",
+    over = [*TINY, "data=cifar10", f"data.root={cifar_root}",
                                                                        "trainer.limit_train_batches=3"]
     cfg = compose_train(over, tmp_path, cache_dir)
     metrics = run(cfg)

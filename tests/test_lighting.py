@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
 
 from alexnet_lit.cli.train import run
+from alexnet_lit.config import LightingConfig
 from alexnet_lit.data.lighting import Normalizer, lighting_shift
 from conftest import TINY, compose_train
 from test_prepare import noisy_set
@@ -30,21 +33,33 @@ def stats():
     return {"mean_image": mean_image, "eigval": EIGVAL.numpy(), "eigvec": EIGVEC.numpy()}
 
 
-def test_normalizer_lights_training_batches_only_and_subtracts_the_mean_image():
-    norm = Normalizer("mean_image", [0, 0, 0], [1, 1, 1], stats(), lighting=True)
+LIGHT = LightingConfig(enabled=True)
+
+
+@pytest.mark.parametrize("pixel_max", [1.0, 255.0])
+def test_normalizer_lights_training_batches_only_and_subtracts_the_mean_image(pixel_max):
+    norm = Normalizer("mean_image", pixel_max, [0, 0, 0], [1, 1, 1], LIGHT, stats())
     x = torch.randint(0, 256, (4, 3, 224, 224), dtype=torch.uint8)
     evaluated = norm(x, train=False)
-    centre = torch.as_tensor(stats()["mean_image"], dtype=torch.float32).permute(2, 0, 1)[:, 16:240, 16:240] / 255
-    torch.testing.assert_close(evaluated, x.float() / 255 - centre)
+    centre = torch.as_tensor(stats()["mean_image"], dtype=torch.float32).permute(2, 0, 1)[:, 16:240, 16:240]
+    torch.testing.assert_close(evaluated, (x.float() - centre) * (pixel_max / 255))  # raw values minus the mean
+    torch.manual_seed(0)
     trained = norm(x, train=True)
     delta = trained - evaluated  # one RGB shift per image, the same at every pixel
-    torch.testing.assert_close(delta, delta[:, :, :1, :1].expand_as(delta), rtol=0, atol=1e-5)
+    torch.testing.assert_close(delta, delta[:, :, :1, :1].expand_as(delta), rtol=0, atol=1e-3 * pixel_max)
     assert delta[:, :, 0, 0].std(0).min() > 0  # and different between images
+    torch.manual_seed(0)  # the shift is defined on [0, 1] pixels and scales with them
+    expected = lighting_shift(4, norm.eigval, norm.eigvec, LIGHT.std, LIGHT.magnitude) * pixel_max
+    torch.testing.assert_close(delta[:, :, 0, 0], expected, rtol=1e-3, atol=1e-3 * pixel_max)
 
 
-def test_lighting_needs_statistics():
-    with pytest.raises(ValueError, match="data.stats_path"):
-        Normalizer("channel", [0, 0, 0], [1, 1, 1], None, lighting=True)
+@pytest.mark.parametrize("pixel_max", [1.0, 255.0])
+def test_channel_normalization_scales_with_pixel_max(pixel_max):
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    norm = Normalizer("channel", pixel_max, mean, std, LightingConfig())
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    torchvision_style = (x.float() / 255 - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    torch.testing.assert_close(norm(x, train=True), torchvision_style * pixel_max, rtol=1e-5, atol=1e-5 * pixel_max)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +74,8 @@ def store(tmp_path_factory):
 
 @pytest.mark.parametrize("experiment", ["paper", "no_pca"])
 def test_paper_recipe_trains_on_the_prepared_store(experiment, store, tmp_path, cache_dir):
-    over = [o for o in TINY if not o.startswith("data.generated") and o != "data=generated"]
-    cfg = compose_train([f"experiment={experiment}", *over, f"data.root={store / 'out'}", "data.batch_size=4",
+    cfg = compose_train([f"+experiment={experiment}", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}",
+                         "data.batch_size=4",
                          "trainer.limit_train_batches=2"], tmp_path, cache_dir)
     assert cfg.data.normalize.value == "mean_image"
     assert cfg.data.lighting.enabled is (experiment == "paper")
@@ -69,8 +84,7 @@ def test_paper_recipe_trains_on_the_prepared_store(experiment, store, tmp_path, 
 
 
 def test_raw_folder_uses_canonical_labels(store, tmp_path, cache_dir):
-    over = [o for o in TINY if not o.startswith("data.generated") and o != "data=generated"]
-    cfg = compose_train(["data=imagenet", *over, f"data.root={store / 'raw'}", "data.batch_size=4",
+    cfg = compose_train(["data=imagenet", *TINY, f"data.root={store / 'raw'}", "data.batch_size=4",
                          "data.resize_size=72", "data.crop_size=64", "trainer.limit_train_batches=2"],
                         tmp_path, cache_dir)
     from alexnet_lit.config import plain
@@ -123,3 +137,60 @@ def test_bench_data_prints_its_ratios(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert lines[-1].startswith("speedup_vs_reference=") and float(lines[-1].split("=")[1]) > 0
     assert Path(ROOT / "Makefile").read_text().count("bench-data") >= 2
+
+
+def test_lighting_reaches_training_batches_and_never_evaluation_batches(store, tmp_path, cache_dir, monkeypatch):
+    """In a real fit + test of the paper recipe: one lighting draw per training batch, none for val/test batches."""
+    import alexnet_lit.data.lighting as lighting
+
+    calls = []
+    real = lighting.lighting_shift
+    monkeypatch.setattr(lighting, "lighting_shift", lambda n, *a, **k: calls.append(n) or real(n, *a, **k))
+    cfg = compose_train(["+experiment=paper", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}",
+                         "data.batch_size=4", "trainer.limit_train_batches=3"], tmp_path, cache_dir)
+    metrics = run(cfg)
+    assert metrics["val/images"] == 6 and metrics["test/images_10crop"] == 6  # evaluation ran, unlit
+    assert calls == [4, 4, 4]  # three training batches of 4 images, each lit
+
+
+EVAL_CMD = "alexnet-eval"
+
+
+def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_dir):
+    """The checkpoint carries its input contract (crop, pixel_max, normalization, mean image): alexnet-eval
+    reproduces the run's test metrics with no statistics file, and refuses a data key that contradicts it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    recipe = ["+experiment=paper", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}", "data.batch_size=4"]
+    metrics = run(compose_train([*recipe, "trainer.limit_train_batches=2"], tmp_path / "train", cache_dir))
+    (best,) = (tmp_path / "train" / "checkpoints").glob("best-*.ckpt")
+    contract = torch.load(best, weights_only=True)["input_contract"]
+    assert contract["pixel_max"] == 255 and contract["normalize"] == "mean_image" and contract["crop_size"] == 224
+    assert contract["mean_image"].shape == (256, 256, 3)
+
+    exe = shutil.which(EVAL_CMD, path=str(Path(sys.executable).parent))
+    env = {**os.environ, "ALEXNET_LIT_CACHE": str(cache_dir)}
+
+    def evaluate(*extra):
+        return subprocess.run([exe, f"ckpt_path={best}", *recipe, "logger=csv_only", f"hydra.run.dir={tmp_path}/e",
+                               *extra], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+
+    proc = evaluate("data.stats_path=null", "data.pixel_max=255")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "e" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    for key in ("test/loss", "test/top1_err_10crop"):
+        assert float([r[key] for r in rows if r.get(key)][0]) == pytest.approx(metrics[key], abs=1e-6), key
+
+    bad = evaluate("data.pixel_max=1")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: data.pixel_max=1.0 contradicts") and "data.pixel_max=255.0" in bad.stderr
+    other = tmp_path / "other.npz"
+    stats = dict(np.load(store / "out" / "stats.npz"))
+    np.savez(other, **{**stats, "mean_image": stats["mean_image"] + 10})
+    bad = evaluate(f"data.stats_path={other}")
+    assert bad.returncode == 2 and "holds a different mean image" in bad.stderr

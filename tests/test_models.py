@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from alexnet_lit.models import AlexNet, feature_map_sizes
+from alexnet_lit.config import ConfigError
 from alexnet_lit.models.alexnet import kernel_counts
+from alexnet_lit.models.lrn import LocalResponseNorm
 
 PAPER_COUNTS = {"two": 60_965_224, "one_half": 59_798_312, "one": 62_378_344}
 
@@ -25,7 +27,7 @@ def test_parameter_counts_match_the_paper(towers):
 def test_feature_maps_are_55_27_13_6(size, pool):
     assert feature_map_sizes(size, pool) == {"conv1": 55, "pool1": 27, "pool2": 13, "pool5": 6}
     net = AlexNet(input_size=size, pool=pool, width=0.25, fc_units=16, num_classes=7)
-    shapes = {name: shape for name, _, shape, _ in net.describe()}
+    shapes = {name: shape for name, _, _, shape, _ in net.describe()}
     assert shapes["conv1"][1:] == (55, 55)
     assert shapes["pool1"][1:] == (27, 27)
     assert shapes["conv3"][1:] == (13, 13)
@@ -34,7 +36,7 @@ def test_feature_maps_are_55_27_13_6(size, pool):
 
 
 def test_describe_full_size_shapes():
-    shapes = {n: s for n, _, s, _ in AlexNet().describe()}
+    shapes = {n: s for n, _, _, s, _ in AlexNet().describe()}
     assert shapes["conv1"] == (96, 55, 55) and shapes["conv2"] == (256, 27, 27)
     assert shapes["conv5"] == (256, 13, 13) and shapes["fc6"] == (4096,) and shapes["fc8"] == (1000,)
 
@@ -50,16 +52,50 @@ def test_two_towers_are_separate_where_the_paper_says():
     y[:, 12:] *= 5  # change only tower 2's maps
     assert torch.equal(lrn(x)[:, :12], lrn(y)[:, :12])
     assert not torch.equal(lrn(x)[:, 12:], lrn(y)[:, 12:])
-    conv2 = convs["conv2"]
-    z = torch.rand(1, 24, 9, 9)
-    z2 = z.clone()
-    z2[:, 12:] += 1
-    assert torch.equal(conv2(z)[:, : conv2.out_channels // 2], conv2(z2)[:, : conv2.out_channels // 2])
+    for name in ("conv2", "conv4", "conv5"):  # tower 1's outputs ignore tower 2's inputs, and only those
+        conv = convs[name]
+        half_in, half_out = conv.in_channels // 2, conv.out_channels // 2
+        z = torch.rand(1, conv.in_channels, 9, 9)
+        z2 = z.clone()
+        z2[:, half_in:] += 1
+        assert torch.equal(conv(z)[:, :half_out], conv(z2)[:, :half_out]), name
+        assert not torch.equal(conv(z)[:, half_out:], conv(z2)[:, half_out:]), name
     conv3 = convs["conv3"]
     w = torch.rand(1, conv3.in_channels, 5, 5)
     w2 = w.clone()
     w2[:, conv3.in_channels // 2 :] += 1
     assert not torch.equal(conv3(w)[:, :1], conv3(w2)[:, :1])
+
+
+def test_towers_meet_only_at_conv3_and_the_fc_layers():
+    """Through the whole stack: perturb tower 2's conv2 maps; tower 1 of lrn2/pool2 is unchanged (it would not be
+    if LRN or conv2 crossed towers), and conv3 mixes the towers."""
+    torch.manual_seed(0)
+    net = AlexNet(towers="two", width=0.25, fc_units=16, num_classes=5, input_size=64, init="kaiming").eval()
+    f = net.features
+    a = f.act2(f.conv2(f.pool1(f.lrn1(f.act1(f.conv1(torch.rand(1, 3, 64, 64)))))))
+    b = a.clone()
+    b[:, a.shape[1] // 2 :] *= 3
+    half = a.shape[1] // 2
+    assert torch.equal(f.pool2(f.lrn2(a))[:, :half], f.pool2(f.lrn2(b))[:, :half])
+    assert not torch.equal(f.conv3(f.pool2(f.lrn2(a)))[:, :1], f.conv3(f.pool2(f.lrn2(b)))[:, :1])
+
+
+def test_channels_last_gives_the_same_numbers():
+    from alexnet_lit.module import AlexNetModule
+
+    torch.manual_seed(0)
+    kw = {"width": 0.25, "fc_units": 32, "num_classes": 5, "input_size": 64, "dropout": 0.0, "init": "kaiming"}
+    plain_m, nhwc = AlexNetModule(**kw), AlexNetModule(**kw, channels_last=True)
+    nhwc.load_state_dict(plain_m.state_dict())
+    assert nhwc.net.features.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 64, 64) * 50
+    out_a, out_b = plain_m(x), nhwc(x)
+    torch.testing.assert_close(out_a, out_b, rtol=1e-4, atol=1e-4)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    torch.testing.assert_close(plain_m.net.features.conv1.weight.grad, nhwc.net.features.conv1.weight.grad,
+                               rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("removed", [[3], [4]])
@@ -81,13 +117,16 @@ def test_activation_and_dropout_placement():
     names = [n for n, _ in net.classifier.named_children()]
     # dropout on the outputs of fc6 and fc7 = the inputs of fc7 and fc8 (section 4.2)
     assert names == ["flatten", "fc6", "act6", "drop6", "fc7", "act7", "drop7", "fc8"]
-    assert net.classifier.drop6.p == 0.3
-    assert not any(isinstance(m, nn.LocalResponseNorm) for m in net.modules())
+    assert net.classifier.drop6.p == 0.3 and net.classifier.drop7.p == 0.3
 
 
 def test_lrn_and_pool_switches():
+    on = AlexNet(width=0.125, fc_units=8, input_size=64)
+    assert sum(isinstance(m, LocalResponseNorm) for m in on.modules()) == 2
+    assert {on.features.pool1.kernel_size, on.features.pool1.stride} == {3, 2}
     off = AlexNet(lrn={"enabled": False}, pool="non_overlap", width=0.125, fc_units=8, input_size=64)
-    assert "lrn1" not in off.features._modules and off.features.pool1.kernel_size == 2
+    assert not any(isinstance(m, LocalResponseNorm) for m in off.modules())
+    assert off.features.pool1.kernel_size == 2 and off.features.pool5.stride == 2
 
 
 def test_one_half_halves_conv1_to_conv4():
@@ -101,12 +140,15 @@ def test_one_half_halves_conv1_to_conv4():
         ({"towers": "two", "width": 0.3}, "model.towers=two"),
         ({"input_size": 32}, "model.input_size=32"),
         ({"remove": [1]}, "model.remove"),
-        ({"towers": "three"}, "model.towers"),
-        ({"init": "xavier"}, "model.init"),
+        ({"towers": "three"}, "model.towers: Invalid value 'three'"),
+        ({"init": "xavier"}, "model.init: Invalid value 'xavier'"),
+        ({"widht": 0.5}, "model.widht: Key 'widht' not in 'NetConfig'"),
+        ({"dropout": 1.0}, "model.dropout=1.0"),
+        ({"lrn": {"size": 0}}, "model.lrn: size=0"),
     ],
 )
 def test_bad_arguments_name_the_key(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         AlexNet(**kwargs)
 
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning import pytorch as pl
 
 from alexnet_lit.callbacks import StuckAtChance
 from alexnet_lit.cli.train import run
@@ -33,7 +34,7 @@ def test_experiments_are_all_tested():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_a_few_steps(experiment, tmp_path, cache_dir):
-    cfg = compose_train([f"experiment={experiment}", *TINY, *FEW_STEPS], tmp_path, cache_dir)
+    cfg = compose_train([f"+experiment={experiment}", *TINY, *FEW_STEPS], tmp_path, cache_dir)
     assert cfg.experiment_name == experiment
     metrics = run(cfg)
     for key in ("train/loss", "val/top1_err", "val/top5_err", "test/top1_err", "test/top1_err_10crop"):
@@ -95,10 +96,89 @@ def test_stuck_at_chance_warns_and_stops(tmp_path, cache_dir):
 
 @pytest.mark.parametrize("loss, warns", [(math.log(1000), True), (math.log(1000) - 0.1, True), (5.5, False)])
 def test_stuck_at_chance_margin(loss, warns, recwarn):
-    cb = StuckAtChance(after_steps=3, window=3, margin=0.02)
-    trainer, module = SimpleNamespace(global_step=0, should_stop=False), SimpleNamespace(num_classes=1000)
+    cb = StuckAtChance(after_steps=3, window=3, margin=0.02, stop=False)
+    strategy = SimpleNamespace(reduce=lambda t, reduce_op: t)
+    trainer = SimpleNamespace(global_step=0, should_stop=False, strategy=strategy)
+    module = SimpleNamespace(num_classes=1000)
     for step in range(1, 5):
         trainer.global_step = step
         cb.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, step)
     assert bool([w for w in recwarn if "STUCK AT CHANCE" in str(w.message)]) == warns
     assert not trainer.should_stop  # stop=false only warns
+
+
+def test_paper_optimizer_trains_and_its_velocity_survives_the_checkpoint(tmp_path, cache_dir):
+    cfg = compose_train([*TINY, "model.optimizer.name=paper", "trainer.max_epochs=2", "test=false"], tmp_path,
+                        cache_dir)
+    assert run(cfg)["train/loss"] > 0
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    saved = state["optimizer_states"][0]
+    velocities = [s["velocity"] for s in saved["state"].values()]
+    assert len(velocities) == 16 and all(v.abs().sum() > 0 for v in velocities)
+    from alexnet_lit.module import AlexNetModule
+    from alexnet_lit.paper_sgd import PaperSGD
+
+    optimizer = AlexNetModule(**state["hyper_parameters"]).configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, PaperSGD)
+    optimizer.load_state_dict(saved)
+    restored = [s["velocity"] for s in optimizer.state_dict()["state"].values()]
+    assert all(torch.equal(a, b) for a, b in zip(velocities, restored))
+
+
+def test_tests_the_checkpoint_of_the_monitoring_callback_and_returns_the_best_error(tmp_path, cache_dir):
+    """The best-checkpoint callback is moved behind last_checkpoint (Lightning's trainer.checkpoint_callback is the
+    first one); the test must still use the checkpoint with the best val/top1_err, and report that error."""
+    best = "+callbacks.zbest"
+    over = ["~callbacks.checkpoint", f"{best}._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+            f"{best}.dirpath={tmp_path}/checkpoints", f"{best}.filename='best-{{epoch:03d}}'", f"{best}.mode=min",
+            f"{best}.monitor=val/top1_err", "trainer.max_epochs=3", "model.optimizer.lr=0.1", "model.init=kaiming",
+            "data.pixel_max=1"]
+    cfg = compose_train([*TINY, *over], tmp_path, cache_dir)
+    assert list(cfg.callbacks).index("last_checkpoint") < list(cfg.callbacks).index("zbest")
+    metrics = run(cfg)
+    rows = read_csv(tmp_path)
+    val = [float(r["val/top1_err"]) for r in rows if r.get("val/top1_err")]
+    assert metrics["best/val/top1_err"] == pytest.approx(min(val))
+    (path,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
+    assert int(path.stem.split("=")[-1]) == val.index(min(val)) < len(val) - 1  # the first best epoch, not the last
+    from alexnet_lit.data import AlexNetDataModule
+    from alexnet_lit.module import AlexNetModule
+    from alexnet_lit.config import plain
+
+    def test_loss(ckpt) -> float:
+        state = torch.load(ckpt, weights_only=True)
+        model = AlexNetModule(**state["hyper_parameters"])
+        model.load_state_dict(state["state_dict"])
+        trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+        return trainer.test(model, AlexNetDataModule(**plain(cfg.data)), verbose=False)[0]["test/loss"]
+
+    assert metrics["test/loss"] == pytest.approx(test_loss(path), abs=1e-6)
+    assert metrics["test/loss"] != pytest.approx(test_loss(tmp_path / "checkpoints" / "last.ckpt"), abs=1e-6)
+
+
+def test_user_callback_from_the_command_line(tmp_path, cache_dir):
+    """+callbacks.NAME._target_=pkg.Class with its arguments as further keys, as lightning-hydra-template users do."""
+    over = ["+callbacks.early._target_=lightning.pytorch.callbacks.EarlyStopping",
+            "+callbacks.early.monitor=val/top1_err", "+callbacks.early.patience=0", "+callbacks.early.mode=min",
+            "+callbacks.early.check_finite=true", "model.optimizer.lr=0", "trainer.max_epochs=6", "test=false"]
+    run(compose_train([*TINY, *over], tmp_path, cache_dir))
+    epochs = {int(r["epoch"]) for r in read_csv(tmp_path) if r.get("val/top1_err")}
+    assert epochs == {0, 1}  # lr 0: no improvement after epoch 0, patience 0 stops after epoch 1
+
+
+@pytest.mark.parametrize("override", ["trainer.overfit_batches=1", "trainer.profiler=simple",
+                                      "trainer.limit_predict_batches=2", "trainer.detect_anomaly=true"])
+def test_trainer_accepts_every_trainer_argument(override, tmp_path, cache_dir):
+    cfg = compose_train([*TINY, override], tmp_path, cache_dir)
+    from hydra.utils import instantiate
+
+    key, value = override.split(".", 1)[1].split("=")
+    trainer = instantiate(cfg.trainer)
+    assert str(cfg.trainer[key]).lower() == value
+    assert trainer is not None
+
+
+def test_debug_fdr_runs_one_batch_of_each(tmp_path, cache_dir):
+    metrics = run(compose_train([*TINY, "+debug=fdr"], tmp_path, cache_dir))
+    assert {"train/loss", "val/top1_err", "test/top1_err", "test/top1_err_10crop"} <= set(metrics)
+    assert not (tmp_path / "checkpoints").exists()  # fast_dev_run writes no checkpoint

@@ -32,7 +32,7 @@ def test_offline_run_logs_metrics_config_group_and_tags(tmp_path, cache_dir, mon
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     over = [o for o in TINY if not o.startswith("logger=")]
-    cfg = compose_train(["experiment=no_lrn", *over, "logger=default", "trainer.limit_train_batches=3",
+    cfg = compose_train(["+experiment=no_lrn", *over, "logger=default", "trainer.limit_train_batches=3",
                          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "tags=[unit]"],
                         tmp_path, cache_dir)
     run(cfg)

@@ -1,61 +1,72 @@
-"""Structured-config schemas, registered in Hydra's ConfigStore, and the checks that run before any work.
+"""Every setting's one home: its type, its allowed values and its default (the paper's, where the paper gives one).
 
 ``conf/train.yaml`` starts its defaults list with ``train_schema``, so every YAML file and every command-line
-override is merged into these dataclasses: an unknown key or a wrong type fails at composition, naming the key.
-``validate`` then checks combinations of keys that a type alone cannot (e.g. ``model.towers=two`` with a width
-that gives an odd kernel count) before any data is read or generated.
+override is merged into these dataclasses: an unknown key, a wrong type or an unknown choice fails at composition,
+naming the key. YAML group files hold only what differs from the defaults here; ``python train.py --cfg job``
+prints the composed result. Constructors (``AlexNet``, ``AlexNetModule``, ``AlexNetDataModule``) take the same
+keys and check them with the same schema (``build``), so a default is never written twice.
+
+Checks, each in one place:
+- one key's type or choice: the schema (OmegaConf), at composition;
+- the network's geometry (kernel counts with two towers, the crop against the paper's strides, removable
+  layers): ``alexnet_lit.models.alexnet.check``, which ``AlexNet`` runs and every entry point runs before data;
+- keys across groups (data against model, statistics a recipe needs): ``validate`` below.
+
+The schemas are registered in Hydra's ConfigStore on import of this module and by the Hydra plugin
+``hydra_plugins/alexnet_lit`` that Hydra loads itself, so composing works whatever was imported first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import dataclass, field, make_dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING, DictConfig, OmegaConf
-
-from alexnet_lit.models.alexnet import feature_map_sizes, kernel_counts
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 
 class ConfigError(ValueError):
     """A configuration that composes but cannot run; the message names the keys and the fix."""
 
 
-class Towers(Enum):
-    two = "two"
-    one_half = "one_half"
-    one = "one"
+# --- allowed values (str enums: a member equals its name, so plain strings compare and look up alike) -----------
+class Towers(str, Enum):
+    two = "two"  # section 3.2: the paper's net, two towers
+    one_half = "one_half"  # the footnote's one-GPU net: half the kernels in conv1..conv4
+    one = "one"  # one full-width tower
 
 
-class Activation(Enum):
-    relu = "relu"
-    tanh = "tanh"
+class Activation(str, Enum):
+    relu = "relu"  # section 3.1
+    tanh = "tanh"  # Figure 1's comparison
 
 
-class Pool(Enum):
-    overlap = "overlap"
-    non_overlap = "non_overlap"
+class Pool(str, Enum):
+    overlap = "overlap"  # section 3.4: z=3, s=2
+    non_overlap = "non_overlap"  # z=2, s=2
 
 
-class Init(Enum):
-    paper = "paper"
-    caffe = "caffe"
-    kaiming = "kaiming"
+class Init(str, Enum):
+    paper = "paper"  # section 5: N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7
+    caffe = "caffe"  # bvlc_alexnet's train_val.prototxt
+    kaiming = "kaiming"  # He-normal, a modern baseline
 
 
-class LRNConvention(Enum):
-    paper = "paper"
-    cuda_convnet = "cuda_convnet"
-    caffe = "caffe"
+class LRNConvention(str, Enum):
+    paper = "paper"  # k + alpha * sum a^2, as printed
+    cuda_convnet = "cuda_convnet"  # k + alpha/n * sum a^2
+    caffe = "caffe"  # 1 + alpha/n * sum a^2
 
 
-class OptimizerName(Enum):
-    sgd = "sgd"
-    paper = "paper"
+class OptimizerName(str, Enum):
+    sgd = "sgd"  # torch.optim.SGD
+    paper = "paper"  # the printed update rule (paper_sgd.py)
 
 
-class Source(Enum):
+class Source(str, Enum):
     generated = "generated"
     folder = "folder"
     archives = "archives"
@@ -63,27 +74,23 @@ class Source(Enum):
     cifar10 = "cifar10"
 
 
-class Normalize(Enum):
-    channel = "channel"
-    mean_image = "mean_image"
+class Normalize(str, Enum):
+    channel = "channel"  # (x - mean) / std per channel, mean and std on [0, 1] pixels
+    mean_image = "mean_image"  # section 2: x - the per-pixel mean image of the training set
 
 
-class LightingMagnitude(Enum):
-    eigenvalue = "eigenvalue"
-    sqrt_eigenvalue = "sqrt_eigenvalue"
+class LightingMagnitude(str, Enum):
+    eigenvalue = "eigenvalue"  # the printed formula on [0, 1] pixels
+    sqrt_eigenvalue = "sqrt_eigenvalue"  # standard deviations instead of variances
 
 
-@dataclass
-class LightingConfig:
-    enabled: bool = False
-    std: float = 0.1
-    magnitude: LightingMagnitude = LightingMagnitude.eigenvalue
-
-
+# --- model -------------------------------------------------------------------------------------------------
 @dataclass
 class LRNConfig:
+    """Section 3.3: b = a / (k + alpha * sum over n neighbouring kernels of a^2)^beta."""
+
     enabled: bool = True
-    size: int = 5
+    size: int = 5  # n
     alpha: float = 1e-4
     beta: float = 0.75
     k: float = 2.0
@@ -91,45 +98,69 @@ class LRNConfig:
 
 
 @dataclass
-class OptimizerConfig:
-    name: OptimizerName = OptimizerName.sgd
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    bias_lr_mult: float = 1.0
-    bias_weight_decay: bool = True
+class NetConfig:
+    """AlexNet's arguments (models/alexnet.py); the defaults are the paper's network."""
 
-
-@dataclass
-class SchedulerConfig:
-    factor: float = 0.1
-    patience: int = 3
-    threshold: float = 1e-4
-    max_lr_reductions: int | None = 3
-
-
-@dataclass
-class ModelConfig:
-    num_classes: int = II("data.num_classes")
-    input_size: int = II("data.crop_size")
+    num_classes: int = 1000
+    input_size: int = 224  # 224 (conv1 padding 2) or 227 (Caffe's crop, no padding): both give 55x55 maps
     towers: Towers = Towers.two
     activation: Activation = Activation.relu
     lrn: LRNConfig = field(default_factory=LRNConfig)
     pool: Pool = Pool.overlap
-    dropout: float = 0.5
+    dropout: float = 0.5  # section 4.2, on the outputs of fc6 and fc7; 0 disables
     init: Init = Init.paper
-    remove: list[int] = field(default_factory=list)
-    width: float = 1.0
-    fc_units: int = 4096
-    conv1_padding: int | None = None
+    remove: list[int] = field(default_factory=list)  # section 7: [3] or [4] removes that middle conv layer
+    width: float = 1.0  # scales every conv layer's kernel count (small runs use the same code path)
+    fc_units: int = 4096  # hidden units of fc6 and fc7
+    conv1_padding: int | None = None  # None: 2 for 224 inputs, 0 for 227
     in_channels: int = 3
-    channels_last: bool = False
+
+
+@dataclass
+class OptimizerConfig:
+    """Section 5: SGD, momentum 0.9, weight decay 5e-4, lr 0.01."""
+
+    name: OptimizerName = OptimizerName.sgd
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    bias_lr_mult: float = 1.0  # Caffe uses 2
+    bias_weight_decay: bool = True  # Caffe uses false
+
+
+@dataclass
+class SchedulerConfig:
+    """Section 5: divide the lr by 10 when the validation error stops improving, three times, then stop."""
+
+    factor: float = 0.1
+    patience: int = 3  # epochs without improvement; the paper decided by eye
+    threshold: float = 1e-4
+    max_lr_reductions: int | None = 3  # None: only trainer.max_epochs ends the run
+
+
+@dataclass
+class ModelConfig(NetConfig):
+    """The ``model`` group: the network's arguments plus how it is trained (module.py)."""
+
+    channels_last: bool = False  # NHWC memory; pays with bf16 autocast on some CPUs and on GPUs
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
+# --- data --------------------------------------------------------------------------------------------------
+@dataclass
+class LightingConfig:
+    """Section 4.1: PCA lighting, alpha_i ~ N(0, std) per image, defined on [0, 1] pixels (data/lighting.py)."""
+
+    enabled: bool = False
+    std: float = 0.1
+    magnitude: LightingMagnitude = LightingMagnitude.eigenvalue
+
+
 @dataclass
 class GeneratedConfig:
+    """The embedded shapes set (data/generated.py)."""
+
     classes: int = 10
     train_per_class: int = 300
     val_per_class: int = 60
@@ -140,54 +171,46 @@ class GeneratedConfig:
 @dataclass
 class DataConfig:
     source: Source = MISSING
+    num_classes: int = MISSING
     root: str | None = None
     download: bool = False
     custom_classes: bool = False
-    num_classes: int = MISSING
-    resize_size: int = 256
-    crop_size: int = 224
+    resize_size: int = 256  # section 2
+    crop_size: int = 224  # section 4.1 (227 as Caffe crops)
     flip: bool = True
-    ten_crop: bool = True
+    ten_crop: bool = True  # section 4.1: also test on the 10-crop view
+    # The value of a white pixel before mean subtraction: 255 is the paper's (cuda-convnet's and Caffe's) raw
+    # 8-bit scale, for which its LRN constants and init were chosen; 1 is torchvision's [0, 1] convention.
+    # The network sees pixel_max x (the input normalized on [0, 1] pixels), whatever data.normalize is.
+    pixel_max: float = 255.0
     normalize: Normalize = Normalize.channel
-    stats_path: str | None = None
+    stats_path: str | None = None  # stats.npz from alexnet-prepare: mean image and RGB eigenvectors
     lighting: LightingConfig = field(default_factory=LightingConfig)
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # normalize=channel, [0, 1] pixels
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    batch_size: int = 128
-    num_workers: int | None = None
-    pin_memory: bool | None = None
+    batch_size: int = 128  # section 5
+    num_workers: int | None = None  # None: one per core, at most 8
+    pin_memory: bool | None = None  # None: when CUDA is there
     persistent_workers: bool = True
     prefetch_factor: int | None = 2
     generated: GeneratedConfig = field(default_factory=GeneratedConfig)
-    cache_dir: str = II("paths.cache_dir")
+    cache_dir: str = "${oc.env:ALEXNET_LIT_CACHE,${oc.env:HOME,.}/.cache/alexnet-lit}"  # generated data
 
 
-@dataclass
-class TrainerConfig:
-    _target_: str = "lightning.pytorch.Trainer"
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
-    strategy: Any = "auto"
-    precision: Any = "32-true"
-    max_epochs: int = 90
-    max_steps: int = -1
-    min_epochs: int | None = None
-    limit_train_batches: Any = None
-    limit_val_batches: Any = None
-    limit_test_batches: Any = None
-    val_check_interval: Any = None
-    check_val_every_n_epoch: int | None = 1
-    num_sanity_val_steps: int | None = None
-    log_every_n_steps: int | None = None
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: float | None = None
-    deterministic: Any = None
-    benchmark: bool | None = None
-    enable_progress_bar: bool | None = None
-    enable_model_summary: bool | None = None
-    default_root_dir: str | None = None
-    use_distributed_sampler: bool = False  # AlexNetDataModule shards itself (exactly-once evaluation)
+# --- trainer: every argument of lightning.pytorch.Trainer, typed by its own signature ------------------------
+def _trainer_schema() -> type:
+    from lightning.pytorch import Trainer
+
+    ours = {"use_distributed_sampler": False}  # AlexNetDataModule shards itself (exactly-once evaluation)
+    fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default="lightning.pytorch.Trainer"))]
+    for name, p in inspect.signature(Trainer.__init__).parameters.items():
+        if name in ("self", "logger", "callbacks"):  # loggers and callbacks come from their own groups
+            continue
+        fields.append((name, Any, field(default=ours.get(name, p.default))))
+    return make_dataclass("TrainerConfig", fields)
+
+
+TrainerConfig = _trainer_schema()
 
 
 @dataclass
@@ -195,7 +218,6 @@ class PathsConfig:
     root_dir: str = "."
     data_dir: str = "${paths.root_dir}/data"
     log_dir: str = "${paths.root_dir}/logs"
-    cache_dir: str = "${oc.env:ALEXNET_LIT_CACHE,${oc.env:HOME,.}/.cache/alexnet-lit}"
     output_dir: str = "${hydra:runtime.output_dir}"
 
 
@@ -203,16 +225,16 @@ class PathsConfig:
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # type: ignore[valid-type]
     logger: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    experiment_name: str = "default"
-    project: str = "alexnet-lit"
+    experiment_name: str = "default"  # W&B group and output folder; each experiment sets its own
+    project: str = "alexnet-lit"  # W&B project
     tags: list[str] = field(default_factory=list)
-    seed: int | None = 0
-    ckpt_path: str | None = None
-    test: bool = True
+    seed: int | None = 0  # any int, 0 included; None for no seeding
+    ckpt_path: str | None = None  # a checkpoint to resume from (e.g. .../checkpoints/last.ckpt)
+    test: bool = True  # after fit, test the best checkpoint on the centre crop and the 10-crop view
 
 
 @dataclass
@@ -228,9 +250,27 @@ class PrepareConfig:
     save_every: float = 5.0  # seconds between progress saves
 
 
-def plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain Python containers (enums as strings): what the library and checkpoints get."""
-    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
+T = TypeVar("T")
+
+
+def build(schema: type[T], values: Any = None, key: str = "") -> T:
+    """``values`` (a dict, a DictConfig, or already a ``schema``) checked against ``schema`` and filled with its
+    defaults: the one way constructors turn keyword arguments into a config. Errors name the key."""
+    if isinstance(values, schema):
+        return values
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(schema), values or {})
+        return OmegaConf.to_object(node)
+    except OmegaConfBaseException as e:
+        name = ".".join(k for k in (key, str(getattr(e, "full_key", None) or "")) if k)
+        message = getattr(e, "msg", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{name}: {message}" if name else message) from None
+
+
+def plain(cfg: Any) -> dict[str, Any]:
+    """A config (DictConfig or dataclass) as plain Python containers, enums as strings: what checkpoints keep."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True, throw_on_missing=True)
 
 
 def register() -> None:
@@ -241,27 +281,10 @@ def register() -> None:
 register()
 
 
-def validate(cfg: DictConfig) -> None:
-    """Checks across keys, before any data is touched. Raises ConfigError naming the keys and the fix."""
+def validate(cfg: DictConfig, stats_given: bool = False) -> None:
+    """Checks across keys of different groups, before any data is touched. Raises ConfigError naming the keys.
+    ``stats_given``: the training-set statistics come with a checkpoint, not from data.stats_path."""
     m, d = cfg.model, cfg.data
-    towers = m.towers.value if isinstance(m.towers, Enum) else m.towers
-    counts = kernel_counts(towers, m.width)
-    if towers == "two" and any(c % 2 for c in counts):
-        raise ConfigError(
-            f"model.towers=two splits every conv layer across two towers, but model.width={m.width} gives kernel "
-            f"counts {counts} (conv1..conv5) with an odd one; pick a model.width that keeps them even "
-            f"(e.g. 0.5, 0.25, 0.125) or set model.towers=one"
-        )
-    if set(m.remove) - {3, 4}:
-        raise ConfigError(f"model.remove={list(m.remove)}: only the middle conv layers 3 and 4 can be removed")
-    pool = m.pool.value if isinstance(m.pool, Enum) else m.pool
-    sizes = feature_map_sizes(m.input_size, pool, m.conv1_padding)
-    if sizes["pool5"] < 1:
-        raise ConfigError(
-            f"data.crop_size={d.crop_size} (model.input_size={m.input_size}) is too small for the paper's strides: "
-            f"pool5 maps would be {sizes['pool5']}x{sizes['pool5']}; use a crop of at least 63 px "
-            f"(raise data.resize_size and data.crop_size; small images are upscaled)"
-        )
     if d.crop_size > d.resize_size:
         raise ConfigError(
             f"data.crop_size={d.crop_size} is larger than data.resize_size={d.resize_size}: crops are taken from the "
@@ -269,29 +292,25 @@ def validate(cfg: DictConfig) -> None:
         )
     if d.num_classes < 2:
         raise ConfigError(f"data.num_classes={d.num_classes}: a classifier needs at least 2 classes")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ConfigError(f"model.dropout={m.dropout}: must be in [0, 1); 0 disables dropout")
-    if m.fc_units < 1 or m.width <= 0:
-        raise ConfigError(f"model.fc_units={m.fc_units} and model.width={m.width} must be positive")
+    if not d.pixel_max > 0:
+        raise ConfigError(f"data.pixel_max={d.pixel_max}: the value of a white pixel must be positive (255 or 1)")
     if len(d.mean) != m.in_channels or len(d.std) != m.in_channels:
         raise ConfigError(
             f"data.mean and data.std need one value per input channel (model.in_channels={m.in_channels}), "
             f"got {len(d.mean)} and {len(d.std)}"
         )
-    source = d.source.value if isinstance(d.source, Enum) else d.source
-    if source == "generated" and d.generated.classes != d.num_classes:
+    if d.source == Source.generated and d.generated.classes != d.num_classes:
         raise ConfigError(
             f"data.generated.classes={d.generated.classes} differs from data.num_classes={d.num_classes}; "
             f"set both (data.num_classes is what the model's output layer uses)"
         )
-    if source in ("folder", "archives", "prepared", "cifar10") and not d.root:
-        raise ConfigError(f"data.root is not set: data.source={source} reads images from data.root")
-    normalize = d.normalize.value if isinstance(d.normalize, Enum) else d.normalize
-    if (normalize == "mean_image" or d.lighting.enabled) and not d.stats_path:
+    if d.source != Source.generated and not d.root:
+        raise ConfigError(f"data.root is not set: data.source={d.source.value} reads images from data.root")
+    if (d.normalize == Normalize.mean_image or d.lighting.enabled) and not (d.stats_path or stats_given):
         raise ConfigError(
-            f"data.normalize={normalize} / data.lighting.enabled={d.lighting.enabled} need training-set statistics: "
-            f"set data.stats_path to the stats.npz written by alexnet-prepare, or use data.normalize=channel and "
-            f"data.lighting.enabled=false"
+            f"data.normalize={d.normalize.value} / data.lighting.enabled={d.lighting.enabled} need training-set "
+            f"statistics: set data.stats_path to the stats.npz written by alexnet-prepare, or use "
+            f"data.normalize=channel and data.lighting.enabled=false"
         )
-    if normalize == "mean_image" and d.crop_size > 256:
+    if d.normalize == Normalize.mean_image and d.crop_size > 256:
         raise ConfigError(f"data.normalize=mean_image: the mean image is 256x256, data.crop_size={d.crop_size}")

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from alexnet_lit.config import ConfigError, ModelConfig, OptimizerName, build, plain
 from alexnet_lit.models.alexnet import AlexNet
 from alexnet_lit.paper_sgd import PaperSGD
 
@@ -47,22 +48,19 @@ def error_metrics(num_classes: int) -> MetricCollection:
 
 
 class AlexNetModule(pl.LightningModule):
-    def __init__(
-        self,
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any],
-        channels_last: bool = False,
-        **net: Any,
-    ) -> None:
-        """``net`` holds AlexNet's arguments (the ``model`` config group less optimizer, scheduler, channels_last)."""
+    def __init__(self, cfg: ModelConfig | None = None, **kwargs: Any) -> None:
+        """``cfg``, or the ``model`` group's keys (ModelConfig in config.py) as keyword arguments."""
         super().__init__()
-        self.save_hyperparameters()  # plain dicts (train.py converts the config), so checkpoints stay weights_only
-        self.net_args = net
-        self.net = AlexNet(**net)
+        self.cfg = build(ModelConfig, kwargs, "model") if cfg is None else cfg
+        # every key, defaults included, as plain containers: the checkpoint rebuilds this exact network and
+        # still loads with torch.load(weights_only=True)
+        self.save_hyperparameters(plain(self.cfg))
+        self.net = AlexNet(self.cfg)
         self.num_classes = self.net.num_classes
-        self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
-        self.channels_last = channels_last
-        if channels_last:
+        self.optimizer_cfg, self.scheduler_cfg = self.cfg.optimizer, self.cfg.scheduler
+        self.channels_last = self.cfg.channels_last
+        self.input_contract: dict[str, Any] | None = None  # from the data module, or from a loaded checkpoint
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.lr_reductions = 0
         self.train_metrics = error_metrics(self.num_classes).clone(prefix="train/")
@@ -76,7 +74,7 @@ class AlexNetModule(pl.LightningModule):
         dm = self.trainer.datamodule if self.trainer is not None else None
         if stage == "fit" and dm is not None:
             with torch.device("meta"):
-                net = AlexNet(**self.net_args)
+                net = AlexNet(self.cfg)
                 x = torch.empty(dm.batch_size, net.features[0].in_channels, net.input_size, net.input_size)
             self.flops_per_batch = measure_flops(net, lambda: net(x), loss_fn=torch.Tensor.sum)
 
@@ -130,21 +128,19 @@ class AlexNetModule(pl.LightningModule):
         weights = [p for n, p in self.net.named_parameters() if not n.endswith("bias")]
         biases = [p for n, p in self.net.named_parameters() if n.endswith("bias")]
         groups = [
-            {"name": "weights", "params": weights, "lr": cfg["lr"], "weight_decay": cfg["weight_decay"]},
+            {"name": "weights", "params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
             {
                 "name": "biases",
                 "params": biases,
-                "lr": cfg["lr"] * cfg["bias_lr_mult"],
-                "weight_decay": cfg["weight_decay"] if cfg["bias_weight_decay"] else 0.0,
+                "lr": cfg.lr * cfg.bias_lr_mult,
+                "weight_decay": cfg.weight_decay if cfg.bias_weight_decay else 0.0,
             },
         ]
-        if cfg["name"] == "paper":
-            optimizer = PaperSGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
-        else:
-            optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+        optim = PaperSGD if cfg.name == OptimizerName.paper else torch.optim.SGD
+        optimizer = optim(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         sched = self.scheduler_cfg
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=sched["factor"], patience=sched["patience"], threshold=sched["threshold"]
+            optimizer, mode="min", factor=sched.factor, patience=sched.patience, threshold=sched.threshold
         )
         return {
             "optimizer": optimizer,
@@ -157,18 +153,48 @@ class AlexNetModule(pl.LightningModule):
         scheduler.step(metric)
         if scheduler.optimizer.param_groups[0]["lr"] < before:
             self.lr_reductions += 1
-            limit = self.scheduler_cfg["max_lr_reductions"]
+            limit = self.scheduler_cfg.max_lr_reductions
             if limit is not None and self.lr_reductions > limit:
                 rank_zero_info(f"val/top1_err plateaued after {limit} learning-rate reductions: stopping (section 5)")
                 self.trainer.should_stop = True
 
+    # --- checkpoints: the schedule's state and the input contract -------------------------------------------
+    def _datamodule_contract(self) -> dict[str, Any] | None:
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return dm.input_contract() if hasattr(dm, "input_contract") else None
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lr_reductions"] = self.lr_reductions
+        contract = self._datamodule_contract() or self.input_contract
+        if contract is not None:  # crop, pixel scale, normalization and its statistics (alexnet-eval uses them)
+            checkpoint["input_contract"] = contract
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.lr_reductions = int(checkpoint.get("lr_reductions", 0))
+        self.input_contract = checkpoint.get("input_contract")
+        current = self._datamodule_contract()
+        if self.input_contract is not None and current is not None:  # resuming: the data must be prepared alike
+            differences = contract_differences(self.input_contract, current)
+            if differences and self.trainer.training:
+                raise ConfigError(f"the checkpoint was trained on inputs prepared differently: {differences}; "
+                                  f"resume with the data settings it was trained with")
 
     @property
     def chance_loss(self) -> float:
         return math.log(self.num_classes)
 
+
+def contract_differences(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """The keys where two input contracts differ, as 'key: saved vs current' ('' when they agree)."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            same = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
+                torch.allclose(a.float(), b.float(), atol=1e-3)
+            a, b = ("statistics" if a is not None else None), ("other statistics" if b is not None else None)
+        else:
+            same = a == b
+        if not same:
+            out.append(f"{key}: {a} (checkpoint) vs {b} (now)")
+    return "; ".join(out)

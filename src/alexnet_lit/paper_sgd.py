@@ -15,7 +15,7 @@ from torch.optim import Optimizer
 
 
 class PaperSGD(Optimizer):
-    def __init__(self, params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4) -> None:
+    def __init__(self, params, lr: float, momentum: float, weight_decay: float) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"PaperSGD: lr, momentum, weight_decay must be >= 0, got {lr}, {momentum}, {weight_decay}")
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})

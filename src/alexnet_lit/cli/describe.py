@@ -1,8 +1,8 @@
-"""Print the network of the composed config, layer by layer; the last line is the parameter count.
+"""Print the network of the composed config, layer by layer with its settings; the last line is the parameter count.
 
     alexnet-describe                               # the paper's net: ... total params: 60,965,224
     alexnet-describe model.towers=one_half         # 59,798,312 (the paper's one-GPU net)
-    alexnet-describe +experiment=no_lrn data.crop_size=227
+    alexnet-describe +experiment=tanh              # every ablation that changes the network shows in the rows
 
 Takes the same config and overrides as train.py (conf/train.yaml); reads no data.
 """
@@ -16,22 +16,29 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from alexnet_lit.cli import config_dir, exit_on_user_error, normalize_argv
-from alexnet_lit.config import plain, validate
+from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.config import ModelConfig, build, plain
 from alexnet_lit.models.alexnet import AlexNet
 
 
+def input_settings(data: DictConfig) -> str:
+    """What reaches conv1: the pixel scale and the mean that is subtracted."""
+    mean = "the mean image" if data.normalize.value == "mean_image" else "the channel mean, / std"
+    return f"pixels 0..{data.pixel_max:g} (pixel_max) minus {mean}"
+
+
 def describe(cfg: DictConfig, console: Console | None = None) -> int:
-    validate(cfg)
-    net_args = {k: v for k, v in plain(cfg.model).items() if k not in ("optimizer", "scheduler", "channels_last")}
-    net = AlexNet(**net_args)
-    table = Table(title=f"AlexNet: towers={net.towers}, input {net.input_size}x{net.input_size}")
-    for col in ("layer", "tower", "output shape", "params"):
+    check(cfg)
+    net = AlexNet(build(ModelConfig, plain(cfg.model), "model"))
+    table = Table(title=f"AlexNet: towers={net.towers.value}, input {net.input_size}x{net.input_size}")
+    for col in ("layer", "operation", "tower", "output shape", "params"):
         table.add_column(col, justify="right" if col == "params" else "left")
-    for name, tower, shape, params in net.describe():
-        table.add_row(name, tower, " x ".join(map(str, shape)), f"{params:,}" if params else "")
+    channels = net.cfg.in_channels
+    table.add_row("input", input_settings(cfg.data), "", f"{channels} x {net.input_size} x {net.input_size}", "")
+    for name, op, tower, shape, params in net.describe():
+        table.add_row(name, op, tower, " x ".join(map(str, shape)), f"{params:,}" if params else "")
     total = sum(p.numel() for p in net.parameters())
-    console = console or Console()
+    console = console or Console(width=140)
     console.print(table)
     console.print(f"total params: {total:,}", highlight=False)
     return total
@@ -43,9 +50,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    normalize_argv()
     sys.argv += ["hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=none", "hydra/hydra_logging=none"]
-    _hydra_main()
+    hydra_entry_point(_hydra_main)
 
 
 if __name__ == "__main__":

@@ -3,38 +3,82 @@
     alexnet-eval ckpt_path=logs/paper/runs/<time>/checkpoints/best-epoch042.ckpt data.root=/data/imagenet-256
     alexnet-eval ckpt_path=... +experiment=paper data.ten_crop=false
 
-The network is rebuilt from the checkpoint's own hyperparameters (so model.* overrides do not apply); the data,
-trainer and logger groups come from the composed config, as for train.py. Loads with weights_only=True.
+The network is rebuilt from the checkpoint's own hyperparameters (so model.* overrides do not apply), and the
+input is prepared by the checkpoint's input contract: crop and resize size, pixel_max, the normalization and its
+statistics (the mean image travels in the checkpoint, so no data.stats_path is needed). A data key given on the
+command line that contradicts the contract is an error naming both values. The data source, trainer and logger
+groups come from the composed config, as for train.py. Loads with weights_only=True.
 """
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
-from alexnet_lit.cli import config_dir, exit_on_user_error, normalize_argv
+from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.cli.train import instantiate_all
-from alexnet_lit.config import ConfigError, plain, validate
+from alexnet_lit.config import ConfigError, plain
 from alexnet_lit.data import AlexNetDataModule
-from alexnet_lit.loggers import finish
-from alexnet_lit.module import AlexNetModule
+from alexnet_lit.data.store import load_stats
+from alexnet_lit.loggers import command_line_overrides, finish
+from alexnet_lit.module import AlexNetModule, contract_differences
+
+CONTRACT_KEYS = ("crop_size", "resize_size", "pixel_max", "normalize", "mean", "std")
+
+
+def explicit_data_keys() -> set[str]:
+    """data.* keys the user gave on the command line (not those an experiment or group file set)."""
+    keys = {o.lstrip("+~").split("=", 1)[0] for o in command_line_overrides()}
+    return {k[len("data."):] for k in keys if k.startswith("data.")}
+
+
+def apply_contract(cfg: DictConfig, contract: dict[str, Any] | None, ckpt: str, explicit: set[str]) -> dict | None:
+    """Prepare inputs as the checkpoint's network was trained on: its contract's values replace the composed
+    data keys (an explicit command-line value that differs is an error); returns the statistics it carries."""
+    if contract is None:  # a checkpoint from before input contracts: the composed config decides
+        return None
+    data = cfg.data
+    for key in CONTRACT_KEYS:
+        given = plain(data)[key]
+        if key in explicit and contract_differences({key: contract[key]}, {key: given}):
+            raise ConfigError(f"data.{key}={given} contradicts {ckpt}, trained with data.{key}={contract[key]}: "
+                              f"drop the override (the checkpoint's input contract is used by default)")
+        data[key] = contract[key]
+    data.lighting.enabled = False  # training-only augmentation
+    if contract.get("mean_image") is None:
+        return None
+    stats = {"mean_image": contract["mean_image"]}
+    if "stats_path" in explicit and data.stats_path:
+        given = {"mean_image": torch.as_tensor(load_stats(data.stats_path)["mean_image"], dtype=torch.float32)}
+        if contract_differences(stats, given):
+            raise ConfigError(f"data.stats_path={data.stats_path} holds a different mean image than {ckpt} was "
+                              f"trained with: drop data.stats_path (the checkpoint carries its own)")
+    data.stats_path = None
+    return stats
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={path}: no such file")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     if not cfg.ckpt_path:
         raise ConfigError("ckpt_path is not set: alexnet-eval ckpt_path=/path/to/checkpoint.ckpt")
-    validate(cfg)
-    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(cfg.ckpt_path)
+    stats = apply_contract(cfg, state.get("input_contract"), cfg.ckpt_path, explicit_data_keys())
+    check(cfg, stats_given=stats is not None)
     model = AlexNetModule(**state["hyper_parameters"])
     model.load_state_dict(state["state_dict"])
-    container = plain(cfg)
-    if model.num_classes != container["data"]["num_classes"]:
+    if model.num_classes != cfg.data.num_classes:
         raise ConfigError(f"{cfg.ckpt_path} has {model.num_classes} classes but data.num_classes="
-                          f"{container['data']['num_classes']}: evaluate it on the data it was trained for")
-    datamodule = AlexNetDataModule(**container["data"])
+                          f"{cfg.data.num_classes}: evaluate it on the data it was trained for")
+    datamodule = AlexNetDataModule(stats=stats, **plain(cfg.data))
     loggers = instantiate_all(cfg.logger)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
     try:
@@ -50,9 +94,10 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    normalize_argv()
+    import sys
+
     sys.argv += ["experiment_name=eval"] if not any(a.startswith("experiment_name=") for a in sys.argv) else []
-    _hydra_main()
+    hydra_entry_point(_hydra_main)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Train, then test the best checkpoint.
 
     python train.py                                   # conf/train.yaml as composed (alias: alexnet-train)
-    python train.py experiment=quickstart             # embedded data, a few minutes on 2 CPU cores
-    python train.py +experiment=no_lrn data.root=/data/imagenet
+    python train.py +experiment=quickstart            # embedded data, a few minutes on 2 CPU cores
+    python train.py +experiment=no_lrn data.root=/data/imagenet-256
     python train.py -m +experiment=paper,no_lrn,tanh  # a sweep, one output folder per run
+    python train.py +experiment=paper +debug=tiny     # the same code path, tiny and fast (debug=fdr: one batch)
     python train.py ckpt_path=logs/.../checkpoints/last.ckpt   # resume
 
-Steps: 1. compose and validate the config (nothing is read before it passes); 2. seed; 3. instantiate the data,
-model, loggers, callbacks and trainer; 4. fit; 5. test the best checkpoint (by val/top1_err) on 1 and 10 crops.
+Steps: 1. compose and check the config (nothing is read before it passes); 2. seed; 3. instantiate the model,
+data, loggers, callbacks and trainer; 4. fit; 5. test the checkpoint that was best by val/top1_err on 1 and 10
+crops; 6. return the best val/top1_err to Hydra (sweepers that optimise read it).
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import Any
 import hydra
 from hydra.utils import instantiate
 from lightning import pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
-from alexnet_lit.cli import config_dir, exit_on_user_error, normalize_argv
-from alexnet_lit.config import plain, validate
+from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.config import plain
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.module import AlexNetModule
+
+MONITOR = "val/top1_err"
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -31,13 +36,19 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in (group or {}).values() if node is not None]
 
 
+def best_checkpoint(trainer: pl.Trainer) -> ModelCheckpoint | None:
+    """The checkpoint callback that keeps the best val/top1_err (not merely the first one configured)."""
+    found = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor == MONITOR]
+    return found[0] if found else None
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
-    validate(cfg)
+    check(cfg)
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
     container = plain(cfg)
-    datamodule = AlexNetDataModule(**container["data"])
     model = AlexNetModule(**container["model"])
+    datamodule = AlexNetDataModule(**container["data"])
     loggers = instantiate_all(cfg.logger)
     for lg in loggers:
         lg.log_hyperparams(container)
@@ -46,9 +57,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        best = best_checkpoint(trainer)
+        if best is not None and best.best_model_score is not None:
+            metrics[f"best/{MONITOR}"] = float(best.best_model_score)
         if cfg.test and not trainer.interrupted:
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            for result in trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True):
+            path = best.best_model_path if best is not None else ""
+            for result in trainer.test(model, datamodule=datamodule, ckpt_path=path or None, weights_only=True):
                 metrics.update({k: float(v) for k, v in result.items()})
     finally:
         wandb_runs.finish(loggers)
@@ -58,12 +72,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     metrics = exit_on_user_error(run, cfg)
-    return metrics.get("val/top1_err")  # for Hydra sweepers that optimise
+    # for sweepers that optimise: the run's best epoch, never the last one; NaN when nothing was validated
+    return metrics.get(f"best/{MONITOR}", float("nan"))
 
 
 def main() -> None:
-    normalize_argv()
-    _hydra_main()
+    hydra_entry_point(_hydra_main)
 
 
 if __name__ == "__main__":

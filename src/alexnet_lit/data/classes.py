@@ -47,3 +47,15 @@ def class_index(folders: list[Path], custom: bool = False) -> dict[str, int]:
             f"for a data set of your own set data.custom_classes=true"
         )
     return {f.name: known[f.name] for f in folders}
+
+
+def link_flat_sample(images: Path, root: Path, splits: tuple[str, ...] = ("train", "val")) -> int:
+    """Flat ``<wnid>_<name>.JPEG`` files (as ImageNet sample collections name them) -> ``root/<split>/<wnid>/``
+    symlinks in the folder layout that alexnet-prepare and ``data=imagenet`` read. Returns the number of images."""
+    files = sorted(Path(images).glob("*.JPEG"))
+    for f in files:
+        for split in splits:
+            d = Path(root) / split / f.name.split("_")[0]
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f.name).symlink_to(f.resolve())
+    return len(files)

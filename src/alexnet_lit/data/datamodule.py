@@ -21,6 +21,7 @@ import torch
 from lightning import pytorch as pl
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
+from alexnet_lit.config import DataConfig, Source, build, plain
 from alexnet_lit.data import sources
 from alexnet_lit.data.augment import eval_transform, train_transform
 from alexnet_lit.data.lighting import Normalizer
@@ -52,44 +53,31 @@ class EvalShardSampler(Sampler[int]):
 
 
 class AlexNetDataModule(pl.LightningDataModule):
-    def __init__(
-        self,
-        source: str,
-        num_classes: int,
-        root: str | None = None,
-        download: bool = False,
-        custom_classes: bool = False,
-        resize_size: int = 256,
-        crop_size: int = 224,
-        flip: bool = True,
-        ten_crop: bool = True,
-        normalize: str = "channel",
-        mean: tuple[float, ...] = (0.485, 0.456, 0.406),
-        std: tuple[float, ...] = (0.229, 0.224, 0.225),
-        stats_path: str | None = None,
-        lighting: dict | None = None,
-        batch_size: int = 128,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
-        prefetch_factor: int | None = 2,
-        generated: dict | None = None,
-        cache_dir: str = "~/.cache/alexnet-lit",
-    ) -> None:
+    def __init__(self, cfg: DataConfig | None = None, stats: dict | None = None, **kwargs: Any) -> None:
+        """``cfg``, or DataConfig's keys as keyword arguments (checked against the schema, which holds every
+        default). ``stats`` (mean image, eigenvectors) replaces reading ``stats_path``: a checkpoint's input
+        contract brings its own (``alexnet-eval``)."""
         super().__init__()
-        self.source, self.root, self.download, self.custom_classes = source, root, download, custom_classes
-        self.num_classes, self.resize_size, self.crop_size = num_classes, resize_size, crop_size
-        self.flip, self.ten_crop = flip, ten_crop
-        self.batch_size = batch_size
-        self.num_workers = default_workers() if num_workers is None else num_workers
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.persistent_workers, self.prefetch_factor = persistent_workers, prefetch_factor
-        self.generated, self.cache_dir = dict(generated or {}), cache_dir
-        light = {"enabled": False, "std": 0.1, "magnitude": "eigenvalue", **(lighting or {})}
-        stats = load_stats(stats_path) if stats_path else None
-        self.normalizer = Normalizer(normalize, list(mean), list(std), stats, light["enabled"], light["std"],
-                                     light["magnitude"])
+        cfg = build(DataConfig, kwargs, "data") if cfg is None else cfg
+        self.cfg = cfg
+        self.source, self.root, self.download, self.custom_classes = cfg.source, cfg.root, cfg.download, \
+            cfg.custom_classes
+        self.num_classes, self.resize_size, self.crop_size = cfg.num_classes, cfg.resize_size, cfg.crop_size
+        self.flip, self.ten_crop = cfg.flip, cfg.ten_crop
+        self.batch_size = cfg.batch_size
+        self.num_workers = default_workers() if cfg.num_workers is None else cfg.num_workers
+        self.pin_memory = torch.cuda.is_available() if cfg.pin_memory is None else cfg.pin_memory
+        self.persistent_workers, self.prefetch_factor = cfg.persistent_workers, cfg.prefetch_factor
+        self.generated, self.cache_dir = plain(cfg.generated), cfg.cache_dir
+        if stats is None and cfg.stats_path:
+            stats = load_stats(cfg.stats_path)
+        self.normalizer = Normalizer(cfg.normalize, cfg.pixel_max, cfg.mean, cfg.std, cfg.lighting, stats)
         self.datasets: dict[str, Any] = {}
+
+    def input_contract(self) -> dict[str, Any]:
+        """What a network trained on these batches expects: crop, resize, pixel scale, normalization and its
+        statistics. Checkpoints keep it (``AlexNetModule.on_save_checkpoint``)."""
+        return {"crop_size": self.crop_size, "resize_size": self.resize_size, **self.normalizer.contract()}
 
     def prepare_data(self) -> None:
         sources.prepare(self.source, self.root, self.cache_dir, self.generated, self.download)
@@ -97,7 +85,7 @@ class AlexNetDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        prepared = self.source == "prepared"
+        prepared = self.source == Source.prepared
         transforms = {
             "train": train_transform(self.resize_size, self.crop_size, self.flip, prepared),
             "val": eval_transform(self.resize_size, self.crop_size, prepared=prepared),
@@ -145,7 +133,7 @@ class AlexNetDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 -> float on the batch's device: PCA lighting (training only), then mean subtraction."""
         x, y = batch
-        if self.source == "prepared":  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
+        if self.source == Source.prepared:  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
             x = x.movedim(-1, -3)
         if x.dtype == torch.uint8:
             self.normalizer.to(x.device)

@@ -1,9 +1,9 @@
 """Embedded data: a small image-classification set the project draws itself, so a fresh machine can train.
 
-    python train.py experiment=quickstart       # generates it on first use, then trains on it
+    python train.py +experiment=quickstart       # generates it on first use, then trains on it
 
 Real JPEG files in the ImageNet folder layout (``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``), deterministic
-from a seed, cached outside the repository (``paths.cache_dir``, default ``~/.cache/alexnet-lit``). Each class is
+from a seed, cached outside the repository (``data.cache_dir``: $ALEXNET_LIT_CACHE, else ``~/.cache/alexnet-lit``). Each class is
 a shape drawn at a random position, scale, rotation and colour on a noisy, coloured background, so the class
 depends on the shape, never on position or scale alone.
 """
@@ -97,9 +97,9 @@ def dataset_dir(cache_dir: str | os.PathLike, classes: int, train_per_class: int
     return Path(os.path.expanduser(cache_dir)) / "generated" / f"shapes{classes}-{image_size}px-s{seed}-{key}"
 
 
-def ensure_generated(cache_dir: str | os.PathLike, classes: int = 10, train_per_class: int = 300,
-                     val_per_class: int = 60, image_size: int = 72, seed: int = 0) -> Path:
-    """Write the data set once (atomically: a half-written one is never used) and return its root."""
+def ensure_generated(cache_dir: str | os.PathLike, classes: int, train_per_class: int, val_per_class: int,
+                     image_size: int, seed: int) -> Path:
+    """``data.generated`` (GeneratedConfig in config.py has the defaults). Write the data set once (atomically: a half-written one is never used) and return its root."""
     if not 2 <= classes <= len(SHAPES):
         raise ValueError(f"data.generated.classes={classes}: must be between 2 and {len(SHAPES)} ({', '.join(SHAPES)})")
     root = dataset_dir(cache_dir, classes, train_per_class, val_per_class, image_size, seed)

@@ -17,50 +17,54 @@ from __future__ import annotations
 
 import torch
 
-MAGNITUDES = ("eigenvalue", "sqrt_eigenvalue")
+from alexnet_lit.config import LightingConfig, LightingMagnitude, Normalize
 
 
-def lighting_shift(batch: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1,
-                   magnitude: str = "eigenvalue", generator: torch.Generator | None = None) -> torch.Tensor:
+def lighting_shift(batch: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float,
+                   magnitude: LightingMagnitude | str, generator: torch.Generator | None = None) -> torch.Tensor:
     """Per-image RGB shifts (batch, 3) on the [0, 1] scale; eigval/eigvec from the [0, 255] statistics."""
-    if magnitude not in MAGNITUDES:
-        raise ValueError(f"data.lighting.magnitude={magnitude!r}: expected one of {', '.join(MAGNITUDES)}")
     lam = eigval / 255.0**2  # eigenvalues of the covariance of [0, 1] pixels
-    lam = lam.clamp_min(0).sqrt() if magnitude == "sqrt_eigenvalue" else lam
+    lam = lam.clamp_min(0).sqrt() if magnitude == LightingMagnitude.sqrt_eigenvalue else lam
     alpha = torch.randn(batch, 3, generator=generator, device=eigval.device, dtype=eigval.dtype) * std
     return (alpha * lam) @ eigvec.T  # sum_i alpha_i lam_i p_i, p_i the columns of eigvec
 
 
 class Normalizer(torch.nn.Module):
-    """uint8 batch -> float: optional PCA lighting (training only), then mean subtraction.
+    """uint8 batch -> the network's float input: pixel_max x (optional PCA lighting, then mean subtraction, on
+    [0, 1] pixels). With ``pixel_max=255`` (the paper's scale) that is raw 8-bit values minus the mean.
 
-    ``mode=mean_image``: subtract the per-pixel mean image (the paper's "mean activity over the training set from
-    each pixel"), cropped at the centre to the input size, and divide by 255 (the paper's scale is arbitrary).
-    ``mode=channel``: per-channel (x - mean) / std on [0, 1] pixels.
+    ``normalize=mean_image``: subtract the per-pixel mean image (the paper's "mean activity over the training set
+    from each pixel"), cropped at the centre to the input size. ``normalize=channel``: (x - mean) / std per
+    channel, mean and std on [0, 1] pixels (torchvision's numbers), times pixel_max. The lighting shift is defined
+    on [0, 1] pixels and scales with them, so ``no_pca`` removes the same perturbation at either scale.
+    ``stats``: ``mean_image`` (H, W, 3) and ``eigval``/``eigvec`` on the [0, 255] scale, as prepare writes them.
     """
 
-    def __init__(self, mode: str, mean: list[float], std: list[float], stats: dict | None = None,
-                 lighting: bool = False, lighting_std: float = 0.1, magnitude: str = "eigenvalue") -> None:
+    def __init__(self, normalize: Normalize | str, pixel_max: float, mean: list[float], std: list[float],
+                 lighting: LightingConfig, stats: dict | None = None) -> None:
         super().__init__()
-        self.mode, self.lighting, self.lighting_std, self.magnitude = mode, lighting, lighting_std, magnitude
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[:, None, None], persistent=False)
+        self.normalize, self.pixel_max, self.lighting = Normalize(normalize), float(pixel_max), lighting
+        self.mean_values, self.std_values = list(mean), list(std)
+        scale = self.pixel_max / 255.0  # uint8 -> [0, pixel_max]
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[:, None, None] * self.pixel_max,
+                             persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[:, None, None], persistent=False)
-        need = mode == "mean_image" or lighting
-        if need and stats is None:
-            raise ValueError("data.normalize=mean_image and data.lighting.enabled=true need training-set statistics "
-                             "(data.stats_path, written by alexnet-prepare)")
-        if stats is not None:
-            mean_image = torch.as_tensor(stats["mean_image"], dtype=torch.float32).permute(2, 0, 1) / 255.0
-            self.register_buffer("mean_image", mean_image, persistent=False)
+        self.scale = scale
+        stats = stats or {}
+        self.mean_image_255 = None  # as stats.npz has it, for the checkpoint's input contract
+        if "mean_image" in stats:
+            self.mean_image_255 = torch.as_tensor(stats["mean_image"], dtype=torch.float32)
+            self.register_buffer("mean_image", self.mean_image_255.permute(2, 0, 1) * scale, persistent=False)
+        if "eigval" in stats:
             self.register_buffer("eigval", torch.as_tensor(stats["eigval"], dtype=torch.float32), persistent=False)
             self.register_buffer("eigvec", torch.as_tensor(stats["eigvec"], dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        x = x.to(torch.float32).mul_(1 / 255.0)  # in place from here: each pass over the batch costs
-        if train and self.lighting:
-            shift = lighting_shift(x.shape[0], self.eigval, self.eigvec, self.lighting_std, self.magnitude)
-            x.add_(shift.view(-1, 3, *([1] * (x.ndim - 2))))
-        if self.mode == "mean_image":
+        x = x.to(torch.float32).mul_(self.scale)  # in place from here: each pass over the batch costs
+        if train and self.lighting.enabled:
+            shift = lighting_shift(x.shape[0], self.eigval, self.eigvec, self.lighting.std, self.lighting.magnitude)
+            x.add_(shift.mul_(self.pixel_max).view(-1, 3, *([1] * (x.ndim - 2))))
+        if self.normalize == Normalize.mean_image:
             return x.sub_(self.centre_mean(*x.shape[-2:]))
         return x.sub_(self.mean).div_(self.std)
 
@@ -73,3 +77,9 @@ class Normalizer(torch.nn.Module):
             crop = self.mean_image[:, top : top + h, left : left + w]
             self._centre, self._centre_key = crop.permute(1, 2, 0).contiguous().permute(2, 0, 1), key
         return self._centre
+
+    def contract(self) -> dict:
+        """How an input must be prepared for a network trained behind this normalizer (stored in checkpoints)."""
+        mean_image = self.mean_image_255.clone() if self.normalize == Normalize.mean_image else None
+        return {"pixel_max": self.pixel_max, "normalize": self.normalize.value, "mean": self.mean_values,
+                "std": self.std_values, "mean_image": mean_image}

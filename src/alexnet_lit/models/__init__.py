@@ -1,3 +1,3 @@
-from alexnet_lit.models.alexnet import AlexNet, LRNSpec, feature_map_sizes
+from alexnet_lit.models.alexnet import AlexNet, check, feature_map_sizes
 
-__all__ = ["AlexNet", "LRNSpec", "feature_map_sizes"]
+__all__ = ["AlexNet", "check", "feature_map_sizes"]

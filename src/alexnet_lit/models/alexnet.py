@@ -5,6 +5,8 @@
 
 Layers (section 3.5, Figure 2): conv1 96 11x11/4 -> LRN -> max-pool; conv2 256 5x5 -> LRN -> max-pool;
 conv3 384 3x3; conv4 384 3x3; conv5 256 3x3 -> max-pool; fc6 4096; fc7 4096; fc8 num_classes.
+The arguments, their defaults (the paper's) and their allowed values are ``NetConfig`` in config.py:
+``AlexNet(width=0.25)`` and ``AlexNet(NetConfig(width=0.25))`` are the same network.
 
 Towers (section 3.2): with ``towers="two"`` the net is the paper's two-GPU net on one device: conv2, conv4 and
 conv5 are grouped convolutions (each tower sees only its own half of the previous layer), conv3 and the FC
@@ -25,50 +27,39 @@ Where we depart from the paper, or where it is ambiguous:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from alexnet_lit.config import Activation, ConfigError, NetConfig, Pool, Towers, build
 from alexnet_lit.models.init import init_weights
 from alexnet_lit.models.lrn import LocalResponseNorm
 
 PAPER_KERNELS = (96, 256, 384, 384, 256)  # conv1..conv5, section 3.5
-TOWERS = ("two", "one_half", "one")
-POOLS = {"overlap": (3, 2), "non_overlap": (2, 2)}  # (z, s), section 3.4
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+POOL_WINDOW = {Pool.overlap: (3, 2), Pool.non_overlap: (2, 2)}  # (z, s), section 3.4
+ACTIVATION = {Activation.relu: nn.ReLU, Activation.tanh: nn.Tanh}
 REMOVABLE = (3, 4)  # section 7: removing any middle conv layer costs about 2% top-1
 
 # Which part of the previous layer each layer sees with towers="two" (Figure 2).
 _TOWER_VIEW = {"conv1": "split", "conv2": "own", "conv3": "both", "conv4": "own", "conv5": "own"}
 
 
-@dataclass(frozen=True)
-class LRNSpec:
-    enabled: bool = True
-    size: int = 5
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 2.0
-    convention: str = "paper"
-
-
 def conv1_padding_for(input_size: int) -> int:
     return 0 if (input_size - 11) % 4 == 0 else 2
 
 
-def kernel_counts(towers: str, width: float) -> list[int]:
+def kernel_counts(towers: Towers | str, width: float) -> list[int]:
     """Kernels in conv1..conv5; the one-GPU net halves conv1..conv4 (paper footnote to section 3.2)."""
     counts = [max(1, round(c * width)) for c in PAPER_KERNELS]
-    if towers == "one_half":
+    if towers == Towers.one_half:
         counts = [max(1, c // 2) for c in counts[:4]] + counts[4:]
     return counts
 
 
-def feature_map_sizes(input_size: int, pool: str = "overlap", conv1_padding: int | None = None) -> dict[str, int]:
+def feature_map_sizes(input_size: int, pool: Pool | str = Pool.overlap, conv1_padding: int | None = None) -> dict:
     """Spatial size after conv1, pool1, pool2 (== conv3..conv5) and pool5."""
-    z, s = POOLS[pool]
+    z, s = POOL_WINDOW[Pool(pool)]
     pad = conv1_padding_for(input_size) if conv1_padding is None else conv1_padding
     conv1 = (input_size + 2 * pad - 11) // 4 + 1
     pool1 = (conv1 - z) // s + 1
@@ -77,51 +68,51 @@ def feature_map_sizes(input_size: int, pool: str = "overlap", conv1_padding: int
     return {"conv1": conv1, "pool1": pool1, "pool2": pool2, "pool5": pool5}
 
 
+def check(cfg: NetConfig) -> None:
+    """The network's geometry and ranges, the one place they are checked (entry points call it before any data
+    is read; ``AlexNet`` calls it too). Raises ConfigError naming the key."""
+    counts = kernel_counts(cfg.towers, cfg.width)
+    if cfg.width <= 0 or cfg.fc_units < 1:
+        raise ConfigError(f"model.width={cfg.width} and model.fc_units={cfg.fc_units} must be positive")
+    if cfg.towers == Towers.two and any(c % 2 for c in counts):
+        raise ConfigError(
+            f"model.towers=two splits every conv layer across two towers, but model.width={cfg.width} gives kernel "
+            f"counts {counts} (conv1..conv5) with an odd one; pick a model.width that keeps them even "
+            f"(e.g. 0.5, 0.25, 0.125) or set model.towers=one"
+        )
+    if bad := sorted(set(cfg.remove) - set(REMOVABLE)):
+        raise ConfigError(f"model.remove={list(cfg.remove)}: only the middle conv layers 3 and 4 can be removed, "
+                          f"not {bad}")
+    sizes = feature_map_sizes(cfg.input_size, cfg.pool, cfg.conv1_padding)
+    if sizes["pool5"] < 1:
+        raise ConfigError(
+            f"model.input_size={cfg.input_size} (data.crop_size) is too small for the paper's strides: pool5 maps "
+            f"would be {sizes['pool5']}x{sizes['pool5']}; use a crop of at least 63 px (raise data.resize_size and "
+            f"data.crop_size; small images are upscaled)"
+        )
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ConfigError(f"model.dropout={cfg.dropout}: must be in [0, 1); 0 disables dropout")
+    if cfg.lrn.size < 1 or cfg.lrn.alpha < 0 or cfg.lrn.beta < 0:
+        raise ConfigError(f"model.lrn: size={cfg.lrn.size} must be >= 1, alpha={cfg.lrn.alpha} and "
+                          f"beta={cfg.lrn.beta} >= 0")
+    if cfg.num_classes < 2 or cfg.in_channels < 1:
+        raise ConfigError(f"model.num_classes={cfg.num_classes} must be >= 2, model.in_channels >= 1")
+
+
 class AlexNet(nn.Module):
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        towers: str = "two",
-        activation: str = "relu",
-        lrn: LRNSpec | dict | None = None,
-        pool: str = "overlap",
-        dropout: float = 0.5,
-        init: str = "paper",
-        remove: Sequence[int] = (),
-        width: float = 1.0,
-        fc_units: int = 4096,
-        input_size: int = 224,
-        conv1_padding: int | None = None,
-        in_channels: int = 3,
-    ) -> None:
+    def __init__(self, cfg: NetConfig | None = None, **kwargs: Any) -> None:
+        """``cfg``, or NetConfig's keys as keyword arguments (checked against the schema)."""
         super().__init__()
-        lrn = LRNSpec(**lrn) if isinstance(lrn, dict) else (lrn or LRNSpec())
-        if towers not in TOWERS:
-            raise ValueError(f"model.towers={towers!r}: expected one of {', '.join(TOWERS)}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation={activation!r}: expected one of {', '.join(ACTIVATIONS)}")
-        if pool not in POOLS:
-            raise ValueError(f"model.pool={pool!r}: expected one of {', '.join(POOLS)}")
-        if bad := sorted(set(remove) - set(REMOVABLE)):
-            raise ValueError(f"model.remove={list(remove)}: only conv layers {REMOVABLE} can be removed, not {bad}")
-        sizes = feature_map_sizes(input_size, pool, conv1_padding)
-        if sizes["pool5"] < 1:
-            raise ValueError(
-                f"model.input_size={input_size} is too small for the paper's strides: pool5 maps would be "
-                f"{sizes['pool5']}x{sizes['pool5']}; use an input of at least 63 px (or resize the data up)"
-            )
-        self.towers, self.input_size, self.num_classes = towers, input_size, num_classes
-        self.map_sizes = sizes
-        groups = 2 if towers == "two" else 1
-        counts = kernel_counts(towers, width)
-        if groups == 2 and any(c % 2 for c in counts):
-            raise ValueError(
-                f"model.towers=two needs an even kernel count in every conv layer, but model.width={width} gives "
-                f"{counts}; choose a width that keeps them even or use model.towers=one"
-            )
-        z, s = POOLS[pool]
-        act = ACTIVATIONS[activation]
-        pad1 = conv1_padding_for(input_size) if conv1_padding is None else conv1_padding
+        cfg = build(NetConfig, kwargs, "model") if cfg is None else cfg
+        check(cfg)
+        self.cfg = cfg
+        self.towers, self.input_size, self.num_classes = Towers(cfg.towers), cfg.input_size, cfg.num_classes
+        self.map_sizes = feature_map_sizes(cfg.input_size, cfg.pool, cfg.conv1_padding)
+        groups = 2 if self.towers == Towers.two else 1
+        counts = kernel_counts(cfg.towers, cfg.width)
+        z, s = POOL_WINDOW[Pool(cfg.pool)]
+        act = ACTIVATION[Activation(cfg.activation)]
+        pad1 = conv1_padding_for(cfg.input_size) if cfg.conv1_padding is None else cfg.conv1_padding
 
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         spec = [  # name, kernels, kernel size, stride, padding, groups
@@ -131,35 +122,35 @@ class AlexNet(nn.Module):
             ("conv4", counts[3], 3, 1, 1, groups),
             ("conv5", counts[4], 3, 1, 1, groups),
         ]
-        channels = in_channels
+        channels = cfg.in_channels
         for i, (name, out, ksize, stride, pad, g) in enumerate(spec, start=1):
-            if i in remove:
+            if i in cfg.remove:
                 continue
             layers[name] = nn.Conv2d(channels, out, ksize, stride, pad, groups=g)
             layers[f"act{i}"] = act()
-            if i in (1, 2) and lrn.enabled:  # section 3.3: after the first and second conv layers' activation
-                layers[f"lrn{i}"] = LocalResponseNorm(lrn.size, lrn.alpha, lrn.beta, lrn.k, lrn.convention, groups)
+            if i in (1, 2) and cfg.lrn.enabled:  # section 3.3: after the first and second conv layers' activation
+                layers[f"lrn{i}"] = LocalResponseNorm(cfg.lrn, groups)
             if i in (1, 2, 5):
                 layers[f"pool{i}"] = nn.MaxPool2d(z, s)
             channels = out
         self.features = nn.Sequential(layers)
 
-        flat = channels * sizes["pool5"] ** 2
+        flat = channels * self.map_sizes["pool5"] ** 2
         self.classifier = nn.Sequential(
             OrderedDict(
                 [
                     ("flatten", nn.Flatten()),
-                    ("fc6", nn.Linear(flat, fc_units)),
+                    ("fc6", nn.Linear(flat, cfg.fc_units)),
                     ("act6", act()),
-                    ("drop6", nn.Dropout(dropout)),
-                    ("fc7", nn.Linear(fc_units, fc_units)),
+                    ("drop6", nn.Dropout(cfg.dropout)),
+                    ("fc7", nn.Linear(cfg.fc_units, cfg.fc_units)),
                     ("act7", act()),
-                    ("drop7", nn.Dropout(dropout)),
-                    ("fc8", nn.Linear(fc_units, num_classes)),
+                    ("drop7", nn.Dropout(cfg.dropout)),
+                    ("fc8", nn.Linear(cfg.fc_units, cfg.num_classes)),
                 ]
             )
         )
-        init_weights(self.weighted_layers(), init)
+        init_weights(self.weighted_layers(), cfg.init)
 
     def weighted_layers(self) -> dict[str, nn.Module]:
         """conv1..conv5 (those present) and fc6..fc8, by the paper's names."""
@@ -171,18 +162,35 @@ class AlexNet(nn.Module):
 
     def tower_view(self, name: str) -> str:
         """How a layer is split across the paper's two towers: split, own (grouped or per-tower) or both."""
-        if self.towers != "two":
+        if self.towers != Towers.two:
             return "-"
         return _TOWER_VIEW.get(name, "own" if name in self.features._modules else "both")
 
     @torch.no_grad()
-    def describe(self) -> list[tuple[str, str, tuple[int, ...], int]]:
-        """(layer, tower view, output shape without batch, parameters) for every layer, by a real forward pass."""
+    def describe(self) -> list[tuple[str, str, str, tuple[int, ...], int]]:
+        """(layer, operation and settings, tower view, output shape without batch, parameters) for every layer,
+        by a real forward pass."""
         rows = []
-        x = torch.zeros(1, self.features[0].in_channels, self.input_size, self.input_size)
+        x = torch.zeros(1, self.cfg.in_channels, self.input_size, self.input_size)
         for seq in (self.features, self.classifier):
             for name, module in seq.named_children():
                 x = module(x)
                 params = sum(p.numel() for p in module.parameters())
-                rows.append((name, self.tower_view(name), tuple(x.shape[1:]), params))
+                rows.append((name, settings(module), self.tower_view(name), tuple(x.shape[1:]), params))
         return rows
+
+
+def settings(module: nn.Module) -> str:
+    """A layer's operation and the settings an ablation changes, as alexnet-describe prints them."""
+    if isinstance(module, nn.Conv2d):
+        (kh, kw), (s, _), (p, _) = module.kernel_size, module.stride, module.padding
+        return f"conv {kh}x{kw}/{s} pad {p}" + (f" groups {module.groups}" if module.groups > 1 else "")
+    if isinstance(module, nn.MaxPool2d):
+        return f"max-pool {module.kernel_size}x{module.kernel_size}/{module.stride}"
+    if isinstance(module, nn.Dropout):
+        return f"dropout p={module.p:g}"
+    if isinstance(module, nn.Linear):
+        return f"fc {module.in_features} -> {module.out_features}"
+    if isinstance(module, LocalResponseNorm):
+        return module.settings() + (" per tower" if module.groups > 1 else "")
+    return type(module).__name__  # ReLU, Tanh, Flatten

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-SCHEMES = ("paper", "caffe", "kaiming")
+from alexnet_lit.config import Init
 
 # (weight std, bias) per layer name; a layer missing here (e.g. removed by the depth ablation) is skipped.
 _PAPER = {"conv1": 0.0, "conv2": 1.0, "conv3": 0.0, "conv4": 1.0, "conv5": 1.0, "fc6": 1.0, "fc7": 1.0, "fc8": 0.0}
@@ -22,15 +22,14 @@ _CAFFE_BIAS = {"conv1": 0.0, "conv2": 0.1, "conv3": 0.0, "conv4": 0.1, "conv5": 
 _CAFFE_STD = {"fc6": 0.005, "fc7": 0.005}
 
 
-def init_weights(layers: dict[str, nn.Module], scheme: str) -> None:
+def init_weights(layers: dict[str, nn.Module], scheme: Init | str) -> None:
     """Initialise the named conv/fc layers (``conv1``..``conv5``, ``fc6``..``fc8``) in place."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"model.init={scheme!r}: expected one of {', '.join(SCHEMES)}")
+    scheme = Init(scheme)
     for name, layer in layers.items():
-        if scheme == "paper":
+        if scheme == Init.paper:
             nn.init.normal_(layer.weight, 0.0, 0.01)
             nn.init.constant_(layer.bias, _PAPER[name])
-        elif scheme == "caffe":
+        elif scheme == Init.caffe:
             nn.init.normal_(layer.weight, 0.0, _CAFFE_STD.get(name, 0.01))
             nn.init.constant_(layer.bias, _CAFFE_BIAS[name])
         elif name == "fc8":

@@ -1,0 +1,72 @@
+"""Every experiment's diff reaches what is built: the composed recipe, turned into the real network and data module,
+differs from the paper's exactly where the experiment says (not merely "it runs")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch import nn
+
+from alexnet_lit.config import plain
+from alexnet_lit.data import AlexNetDataModule
+from alexnet_lit.models.lrn import LocalResponseNorm
+from alexnet_lit.module import AlexNetModule
+from conftest import compose_train
+
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
+STATS = {"mean_image": np.full((256, 256, 3), 120.0), "eigval": np.ones(3), "eigvec": np.eye(3)}
+
+
+def built(experiment: str, tmp_path: Path) -> tuple[nn.Module, AlexNetDataModule]:
+    """The network and data module the composed experiment builds (statistics stand in for a store's)."""
+    cfg = compose_train([f"+experiment={experiment}", "data.root=store"], tmp_path, tmp_path)
+    container = plain(cfg)
+    return AlexNetModule(**container["model"]).net, AlexNetDataModule(stats=STATS, **container["data"])
+
+
+def activations(net) -> set[type]:
+    return {type(m) for m in net.modules() if isinstance(m, (nn.ReLU, nn.Tanh))}
+
+
+# experiment -> what must hold for its build and fail for the paper's; "paper" describes the paper's recipe itself
+DIFFS = {
+    "paper": lambda net, dm: (activations(net) == {nn.ReLU} and dm.normalizer.pixel_max == 255
+                              and dm.normalizer.normalize.value == "mean_image" and dm.normalizer.lighting.enabled
+                              and net.features.conv2.groups == 2 and net.num_classes == 1000),
+    "tanh": lambda net, dm: activations(net) == {nn.Tanh},
+    "no_lrn": lambda net, dm: not any(isinstance(m, LocalResponseNorm) for m in net.modules()),
+    "non_overlap_pool": lambda net, dm: all(net.features._modules[p].kernel_size == 2 for p in ("pool1", "pool2",
+                                                                                               "pool5")),
+    "one_gpu": lambda net, dm: net.features.conv1.out_channels == 48 and net.features.conv2.groups == 1,
+    "no_dropout": lambda net, dm: net.classifier.drop6.p == 0 and net.classifier.drop7.p == 0,
+    "no_conv3": lambda net, dm: "conv3" not in net.features._modules and "conv4" in net.features._modules,
+    "no_conv4": lambda net, dm: "conv4" not in net.features._modules and "conv3" in net.features._modules,
+    "no_pca": lambda net, dm: not dm.normalizer.lighting.enabled,
+    "caffe_init": lambda net, dm: bool((net.classifier.fc6.bias == 0.1).all()),
+    "quickstart": lambda net, dm: (net.features.conv1.out_channels == 24 and dm.source.value == "generated"
+                                   and dm.normalizer.pixel_max == 1),
+}
+SAME_NETWORK_AS_PAPER = {"two_gpu", "no_pca"}  # two_gpu names the paper's net for sweeps; no_pca changes data only
+
+
+def test_every_experiment_has_an_expected_diff():
+    assert set(EXPERIMENTS) == set(DIFFS) | {"two_gpu"}, "add the new experiment's diff to DIFFS"
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory):
+    return built("paper", tmp_path_factory.mktemp("paper"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_diff_reaches_the_built_model_and_data(experiment, paper, tmp_path):
+    net, dm = built(experiment, tmp_path)
+    if experiment in SAME_NETWORK_AS_PAPER:
+        assert str(net) == str(paper[0])
+    if experiment == "two_gpu":
+        return
+    assert DIFFS[experiment](net, dm), f"{experiment}: its diff does not reach the built network or data"
+    if experiment != "paper":
+        assert not DIFFS[experiment](*paper), f"{experiment}: the paper's build already satisfies the check"
