@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: install
-	$(PY) train.py experiment=quickstart
+	$(PY) train.py +experiment=quickstart
 
 test: install
 	$(PY) -m pytest -q

@@ -23,23 +23,46 @@ DESCRIBE = shutil.which("alexnet-describe", path=str(Path(sys.executable).parent
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("model.foo=1", "Key 'foo' not in 'ModelConfig'"),
-        ("model.dropout=high", "model.dropout"),
-        ("model.towers=three", "expected one of [two, one_half, one]"),
-        ("experiment=nope", "error: experiment=nope: add a +, as in +experiment=nope"),
-        ("+experiment=nope", "Could not find 'experiment/nope'"),
-        ("model.width=0.3", "model.towers=two"),
-        ("data.crop_size=80", "data.crop_size=80 is larger than data.resize_size=72"),
-        ("data.num_classes=7", "data.generated.classes=10 differs from data.num_classes=7"),
+        ("model.foo=1", "Key 'foo' not in 'ModelConfig'"),  # schema, at composition
+        ("experiment=nope", "error: experiment=nope: add a +, as in +experiment=nope"),  # the command line
+        ("model.width=0.3", "error: model.towers=two"),  # the network's geometry, before data
     ],
 )
 def test_bad_overrides_fail_before_any_work(override, message, tmp_path):
+    """As a user meets them: a real process; one of each kind of check (the rest run in-process below)."""
     cache = tmp_path / "cache"
     proc = run_cli([override, *TINY], tmp_path, cache)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert message in out, out
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("metrics.csv"))
+    assert not cache.exists(), "data was generated although the config was invalid"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.dropout=high", "model.dropout"),
+        ("model.towers=three", "expected one of [two, one_half, one]"),
+        ("+experiment=nope", "Could not find 'experiment/nope'"),
+        ("data.crop_size=80", "data.crop_size=80 is larger than data.resize_size=72"),
+        ("data.num_classes=7", "data.generated.classes=10 differs from data.num_classes=7"),
+        ("data.crop_size=48", "model.input_size=48 (data.crop_size) is too small"),
+        ("data.pixel_max=0", "data.pixel_max=0.0: the value of a white pixel must be positive"),
+        ("model.lrn.size=0", "model.lrn: size=0 must be >= 1"),
+    ],
+)
+def test_bad_values_fail_before_any_data(override, message, tmp_path):
+    from hydra.errors import ConfigCompositionException
+
+    from alexnet_lit.cli.train import run
+    from alexnet_lit.config import ConfigError
+    from conftest import compose_train
+
+    cache = tmp_path / "cache"
+    with pytest.raises((ConfigCompositionException, ConfigError)) as e:
+        run(compose_train([override, *TINY], tmp_path, cache))
+    assert message in f"{e.value} {e.value.__cause__}"
     assert not cache.exists(), "data was generated although the config was invalid"
 
 
@@ -66,14 +89,18 @@ def test_missing_imagenet_folder_names_the_key(tmp_path):
 
 @pytest.mark.skipif(DESCRIBE is None, reason="alexnet-describe is not installed (pip install -e .)")
 @pytest.mark.parametrize(
-    "args, total",
-    [([], "60,965,224"), (["+experiment=one_gpu"], "59,798,312"), 
-     (["model.towers=one"], "62,378,344"), (["+experiment=no_lrn", "data.crop_size=227"], "60,965,224")],
+    "args, total, process",
+    [([], "60,965,224", True), (["+experiment=one_gpu"], "59,798,312", False),
+     (["model.towers=one"], "62,378,344", False), (["+experiment=no_lrn", "data.crop_size=227"], "60,965,224", True)],
 )
-def test_describe_prints_the_composed_parameter_count(args, total, tmp_path):
-    proc = subprocess.run([DESCRIBE, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
+def test_describe_prints_the_composed_parameter_count(args, total, process, tmp_path):
+    if process:  # the installed command, as a user runs it
+        proc = subprocess.run([DESCRIBE, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout
+    else:
+        out = describe_rows(args)
+    lines = out.strip().splitlines()
     assert lines[-1] == f"total params: {total}"
     assert any("55 x 55" in line for line in lines) and any("6 x 6" in line for line in lines)
 
@@ -177,3 +204,83 @@ def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(tmp_path, cache
         assert float([r[key] for r in rows if r.get(key)][0]) == pytest.approx(metrics[key], abs=1e-6), key
     missing = subprocess.run([EVAL, *data], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "ckpt_path is not set" in missing.stderr
+
+
+NETWORK_ABLATIONS = {"tanh": "Tanh", "no_lrn": None, "non_overlap_pool": "max-pool 2x2/2",
+                     "one_gpu": "conv 5x5/1 pad 2 ", "no_dropout": "dropout p=0", "no_conv3": None, "no_conv4": None,
+                     "caffe_init": None}
+
+
+def describe_rows(overrides: list[str]) -> str:
+    from rich.console import Console
+
+    from alexnet_lit.cli.describe import describe
+    from conftest import compose_train
+
+    console = Console(record=True, width=200)
+    describe(compose_train(overrides, Path("."), Path(".")), console)
+    return console.export_text()
+
+
+def test_describe_names_every_setting_an_ablation_changes():
+    paper = describe_rows(["+experiment=paper"])
+    for text in ("pixels 0..255 (pixel_max) minus the mean image", "ReLU", "max-pool 3x3/2", "dropout p=0.5",
+                 "LRN n=5 k=2 alpha=0.0001 beta=0.75 (paper)", "conv 11x11/4 pad 2", "groups 2"):
+        assert text in paper, text
+    for experiment, shows in NETWORK_ABLATIONS.items():
+        rows = describe_rows([f"+experiment={experiment}"])
+        if experiment == "caffe_init":  # the init is not a layer setting: the same table
+            assert rows == paper
+            continue
+        assert rows != paper, experiment
+        if shows:
+            assert shows in rows, (experiment, shows)
+    assert "LRN" not in describe_rows(["+experiment=no_lrn"])
+    assert "conv3 " not in describe_rows(["+experiment=no_conv3"])
+    assert "pixels 0..1 " in describe_rows(["+experiment=paper", "data.pixel_max=1"])
+
+
+def test_debug_after_experiment_and_plus_for_appended_groups(tmp_path):
+    from alexnet_lit.cli import check_argv
+
+    assert check_argv(["debug=tiny"]).startswith("debug=tiny: add a +, as in +debug=tiny")
+    assert check_argv(["sweep=ablations", "-m"]).startswith("sweep=ablations: add a +")
+    assert check_argv(["+experiment=paper", "+debug=tiny", "data.root=x"]) is None
+    assert check_argv(["-m", "+experiment=paper,tanh", "hydra.run.dir=x"]) is None
+    proc = run_cli(["+debug=tiny", "+experiment=paper"], tmp_path, tmp_path / "cache")
+    assert proc.returncode == 2 and proc.stderr == "error: put +debug=... after +experiment=...: Hydra applies " \
+                                                   "appended groups in command-line order\n"
+
+
+def test_composing_needs_no_prior_import_of_the_package(tmp_path):
+    """The schemas register through Hydra's plugin discovery, whatever the caller imported first."""
+    code = ("from hydra import compose, initialize_config_dir\n"
+            f"with initialize_config_dir(config_dir={str(ROOT / 'conf')!r}, version_base='1.3'):\n"
+            "    cfg = compose('train', overrides=['+experiment=no_lrn', 'trainer.fast_dev_run=true'])\n"
+            "print(cfg.model.lrn.enabled, cfg.data.pixel_max, cfg.trainer.fast_dev_run)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False", "255.0", "True"]
+
+
+def test_unknown_trainer_argument_fails_at_composition(tmp_path):
+    from hydra.errors import ConfigCompositionException
+
+    from conftest import compose_train
+
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_train([*TINY, "trainer.fast_dev_runn=1"], tmp_path, tmp_path)
+    assert "Key 'fast_dev_runn' not in 'TrainerConfig'" in str(e.value.__cause__)
+
+
+def test_stuck_at_chance_stop_under_ddp_stops_every_rank(tmp_path, cache_dir):
+    """lr 0: both ranks sit at chance; the reduced decision stops both after the check, and nobody hangs."""
+    out = tmp_path / "ddp"
+    args = [*TINY, "trainer=ddp_cpu", "trainer.devices=2", "model.optimizer.lr=0", "callbacks.chance.after_steps=2",
+            "callbacks.chance.window=2", "callbacks.chance.stop=true", "trainer.max_epochs=5", "test=false",
+            f"hydra.run.dir={out}"]
+    proc = run_cli(args, tmp_path, cache_dir, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "STUCK AT CHANCE" in proc.stderr
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] <= 3 and state["epoch"] == 0  # stopped right after the check, not after 5 epochs

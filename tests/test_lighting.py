@@ -166,10 +166,12 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
     from pathlib import Path
 
     recipe = ["+experiment=paper", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}", "data.batch_size=4"]
-    metrics = run(compose_train([*recipe, "trainer.limit_train_batches=2"], tmp_path / "train", cache_dir))
+    trained_with = ["data.pixel_max=128", "data.crop_size=200"]  # not the defaults: eval must take them from the ckpt
+    metrics = run(compose_train([*recipe, *trained_with, "trainer.limit_train_batches=2"], tmp_path / "train",
+                                cache_dir))
     (best,) = (tmp_path / "train" / "checkpoints").glob("best-*.ckpt")
     contract = torch.load(best, weights_only=True)["input_contract"]
-    assert contract["pixel_max"] == 255 and contract["normalize"] == "mean_image" and contract["crop_size"] == 224
+    assert contract["pixel_max"] == 128 and contract["normalize"] == "mean_image" and contract["crop_size"] == 200
     assert contract["mean_image"].shape == (256, 256, 3)
 
     exe = shutil.which(EVAL_CMD, path=str(Path(sys.executable).parent))
@@ -179,7 +181,7 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
         return subprocess.run([exe, f"ckpt_path={best}", *recipe, "logger=csv_only", f"hydra.run.dir={tmp_path}/e",
                                *extra], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
 
-    proc = evaluate("data.stats_path=null", "data.pixel_max=255")
+    proc = evaluate("data.stats_path=null", "data.crop_size=200")  # an explicit value that agrees is fine
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "e" / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -188,7 +190,7 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
 
     bad = evaluate("data.pixel_max=1")
     assert bad.returncode == 2
-    assert bad.stderr.startswith("error: data.pixel_max=1.0 contradicts") and "data.pixel_max=255.0" in bad.stderr
+    assert bad.stderr.startswith("error: data.pixel_max=1.0 contradicts") and "data.pixel_max=128.0" in bad.stderr
     other = tmp_path / "other.npz"
     stats = dict(np.load(store / "out" / "stats.npz"))
     np.savez(other, **{**stats, "mean_image": stats["mean_image"] + 10})

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_lit.models import AlexNet, feature_map_sizes
 from alexnet_lit.config import ConfigError
+from alexnet_lit.models import AlexNet, feature_map_sizes
 from alexnet_lit.models.alexnet import kernel_counts
 from alexnet_lit.models.lrn import LocalResponseNorm
 

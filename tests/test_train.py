@@ -138,12 +138,15 @@ def test_tests_the_checkpoint_of_the_monitoring_callback_and_returns_the_best_er
     metrics = run(cfg)
     rows = read_csv(tmp_path)
     val = [float(r["val/top1_err"]) for r in rows if r.get("val/top1_err")]
-    assert metrics["best/val/top1_err"] == pytest.approx(min(val))
+    from alexnet_lit.cli.train import sweeper_value
+
+    assert sweeper_value(metrics) == metrics["best/val/top1_err"] == pytest.approx(min(val))
+    assert math.isnan(sweeper_value({"val/top1_err": 0.5}))  # nothing validated: NaN, never None or the last
     (path,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
     assert int(path.stem.split("=")[-1]) == val.index(min(val)) < len(val) - 1  # the first best epoch, not the last
+    from alexnet_lit.config import plain
     from alexnet_lit.data import AlexNetDataModule
     from alexnet_lit.module import AlexNetModule
-    from alexnet_lit.config import plain
 
     def test_loss(ckpt) -> float:
         state = torch.load(ckpt, weights_only=True)
@@ -179,6 +182,35 @@ def test_trainer_accepts_every_trainer_argument(override, tmp_path, cache_dir):
 
 
 def test_debug_fdr_runs_one_batch_of_each(tmp_path, cache_dir):
-    metrics = run(compose_train([*TINY, "+debug=fdr"], tmp_path, cache_dir))
-    assert {"train/loss", "val/top1_err", "test/top1_err", "test/top1_err_10crop"} <= set(metrics)
+    small = ["data=generated", "data.generated.train_per_class=4", "data.generated.val_per_class=2",
+             "data.num_workers=0", "model.width=0.0625", "model.fc_units=32", "logger=csv_only",
+             "callbacks.progress=null"]
+    metrics = run(compose_train(["+debug=fdr", *TINY[1:], *small], tmp_path, cache_dir))
+    assert {"test/top1_err", "test/top1_err_10crop"} <= set(metrics)
     assert not (tmp_path / "checkpoints").exists()  # fast_dev_run writes no checkpoint
+
+
+def test_stuck_at_chance_reads_the_loss_once_and_decides_on_the_mean_over_ranks(monkeypatch):
+    """No host sync in the steps before the check (the losses stay tensors), one at the check; the decision uses
+    the loss averaged over ranks (strategy.reduce), so every DDP rank stops or goes on alike."""
+    syncs = []
+    for name in ("item", "__float__", "tolist", "cpu"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _real=real, _name=name, **kwargs):
+            syncs.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    other_rank = torch.tensor(2 * math.log(1000) - 5.0)  # with this rank's 5.0, the mean over ranks is ln 1000
+    strategy = SimpleNamespace(reduce=lambda t, reduce_op: (t + other_rank) / 2)
+    trainer = SimpleNamespace(global_step=0, should_stop=False, strategy=strategy)
+    cb = StuckAtChance(after_steps=20, window=5, margin=0.02, stop=True)
+    with pytest.warns(UserWarning, match="STUCK AT CHANCE"):
+        for step in range(1, 22):
+            trainer.global_step = step
+            cb.on_train_batch_end(trainer, SimpleNamespace(num_classes=1000), {"loss": torch.tensor(5.0)}, None, step)
+            if step < 20:
+                assert syncs == [], f"host sync at step {step}"
+    assert syncs == ["__float__"] and trainer.should_stop
+

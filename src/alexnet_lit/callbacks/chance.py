@@ -6,6 +6,12 @@ mean loss of the last ``window`` steps with ln(num_classes); within ``margin`` (
 naming the likely cause and the fix, and with ``stop=true`` ends the run. Its settings live in
 conf/callbacks/default.yaml.
 
+The input scale does not rescue the paper's init: on the 200-image ImageNet sample (``python
+experiments/init_scale.py``, 50 SGD steps of 32, full-size net) its loss starts at 8.83 (above ln 1000: the biases
+of 1 make the logits spread, nearly the same for every image) and ends at 6.20 with raw 0..255 pixels
+(``data.pixel_max=255``, the paper's) and at 6.20 with [0, 1] pixels: what it learned is the sample's class prior
+(ln 200 = 5.30), not the images. Caffe's init goes from 6.92 to 5.73 (255) and 5.86 (1).
+
 Cost: the losses of the window stay on the device; the check reads them once (one host sync per run, not one per
 step), after averaging them over every DDP rank, so all ranks take the same decision and none waits for the
 others at a collective they skipped.
@@ -45,8 +51,9 @@ class StuckAtChance(pl.Callback):
                 f"STUCK AT CHANCE: after {step} steps train/loss averages {mean:.3f}, within {self.margin:.0%} of "
                 f"ln({pl_module.num_classes}) = {chance:.3f}: the network predicts uniformly. The likely cause is the "
                 f"paper's init (N(0, 0.01) weights, biases 1), with which runs that never leave ln 1000 are widely "
-                f"reported, made worse by inputs on the [0, 1] scale (data.pixel_max=1). Fix: data.pixel_max=255 "
-                f"(the paper's scale), model.init=caffe (or kaiming) or a lower model.optimizer.lr. {action}"
+                f"reported: the biases of 1 dominate every layer's activations, so the output hardly depends on the "
+                f"image, at either pixel scale. Fix: model.init=caffe (or kaiming) or a lower model.optimizer.lr. "
+                f"{action}"
             )
             if self.stop:
                 trainer.should_stop = True

@@ -14,12 +14,14 @@ crops; 6. return the best val/top1_err to Hydra (sweepers that optimise read it)
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import hydra
 from hydra.utils import instantiate
 from lightning import pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
@@ -60,6 +62,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         best = best_checkpoint(trainer)
         if best is not None and best.best_model_score is not None:
             metrics[f"best/{MONITOR}"] = float(best.best_model_score)
+            last = f", last epoch {metrics[MONITOR]:.4f}" if MONITOR in metrics else ""
+            rank_zero_info(f"best {MONITOR} {metrics[f'best/{MONITOR}']:.4f} "
+                           f"({os.path.basename(best.best_model_path)}, tested below){last}")
         if cfg.test and not trainer.interrupted:
             path = best.best_model_path if best is not None else ""
             for result in trainer.test(model, datamodule=datamodule, ckpt_path=path or None, weights_only=True):
@@ -69,11 +74,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def _hydra_main(cfg: DictConfig) -> float | None:
-    metrics = exit_on_user_error(run, cfg)
-    # for sweepers that optimise: the run's best epoch, never the last one; NaN when nothing was validated
+def sweeper_value(metrics: dict[str, float]) -> float:
+    """What Hydra sweepers that optimise receive: the run's best val/top1_err (never the last epoch's, never
+    None); NaN when nothing was validated."""
     return metrics.get(f"best/{MONITOR}", float("nan"))
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def _hydra_main(cfg: DictConfig) -> float:
+    return sweeper_value(exit_on_user_error(run, cfg))
 
 
 def main() -> None:

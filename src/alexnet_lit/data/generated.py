@@ -3,9 +3,9 @@
     python train.py +experiment=quickstart       # generates it on first use, then trains on it
 
 Real JPEG files in the ImageNet folder layout (``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``), deterministic
-from a seed, cached outside the repository (``data.cache_dir``: $ALEXNET_LIT_CACHE, else ``~/.cache/alexnet-lit``). Each class is
-a shape drawn at a random position, scale, rotation and colour on a noisy, coloured background, so the class
-depends on the shape, never on position or scale alone.
+from a seed, cached outside the repository (``data.cache_dir``: $ALEXNET_LIT_CACHE, else ``~/.cache/alexnet-lit``).
+Each class is a shape drawn at a random position, scale, rotation and colour on a noisy, coloured background, so
+the class depends on the shape, never on position or scale alone.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def dataset_dir(cache_dir: str | os.PathLike, classes: int, train_per_class: int
 
 def ensure_generated(cache_dir: str | os.PathLike, classes: int, train_per_class: int, val_per_class: int,
                      image_size: int, seed: int) -> Path:
-    """``data.generated`` (GeneratedConfig in config.py has the defaults). Write the data set once (atomically: a half-written one is never used) and return its root."""
+    """Write the data set of ``data.generated`` (GeneratedConfig in config.py has the defaults) once, atomically
+(a half-written one is never used), and return its root."""
     if not 2 <= classes <= len(SHAPES):
         raise ValueError(f"data.generated.classes={classes}: must be between 2 and {len(SHAPES)} ({', '.join(SHAPES)})")
     root = dataset_dir(cache_dir, classes, train_per_class, val_per_class, image_size, seed)

@@ -3,7 +3,8 @@
 - ``paper`` (section 5): every weight ~ N(0, 0.01); biases 1 in conv2, conv4, conv5 and the fully-connected
   *hidden* layers (fc6, fc7), 0 elsewhere (conv1, conv3 and the output layer fc8), as the paper states ("the
   remaining layers with the constant 0"). This init is widely reported to leave deep runs stuck at ln(1000) for
-  a long time; the stuck-at-chance callback watches for that.
+  a long time; the stuck-at-chance callback watches for that. Feeding the paper's raw 0..255 pixels does not
+  change it: the biases of 1 dominate the activations at either scale (measured: README, "Stuck at chance").
 - ``caffe`` (bvlc_alexnet's train_val.prototxt): std 0.01, but 0.005 for fc6/fc7; biases 0.1 in conv2, conv4,
   conv5, fc6, fc7 and 0 in conv1, conv3, fc8.
 - ``kaiming``: He-normal weights (fan_in, for ReLU), zero biases; not from the paper, a modern baseline.
