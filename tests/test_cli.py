@@ -207,8 +207,8 @@ def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(tmp_path, cache
 
 
 NETWORK_ABLATIONS = {"tanh": "Tanh", "no_lrn": None, "non_overlap_pool": "max-pool 2x2/2",
-                     "one_gpu": "conv 5x5/1 pad 2 ", "no_dropout": "dropout p=0", "no_conv3": None, "no_conv4": None,
-                     "caffe_init": None}
+                     "one_gpu": "conv 5x5/1 pad 2; init", "no_dropout": "dropout p=0", "no_conv3": None, "no_conv4": None,
+                     "caffe_init": "init N(0, 0.005), bias 0.1"}
 
 
 def describe_rows(overrides: list[str]) -> str:
@@ -225,13 +225,11 @@ def describe_rows(overrides: list[str]) -> str:
 def test_describe_names_every_setting_an_ablation_changes():
     paper = describe_rows(["+experiment=paper"])
     for text in ("pixels 0..255 (pixel_max) minus the mean image", "ReLU", "max-pool 3x3/2", "dropout p=0.5",
-                 "LRN n=5 k=2 alpha=0.0001 beta=0.75 (paper)", "conv 11x11/4 pad 2", "groups 2"):
+                 "LRN n=5 k=2 alpha=0.0001 beta=0.75 (paper)", "conv 11x11/4 pad 2", "groups 2",
+                 "init N(0, 0.01), bias 1"):
         assert text in paper, text
     for experiment, shows in NETWORK_ABLATIONS.items():
         rows = describe_rows([f"+experiment={experiment}"])
-        if experiment == "caffe_init":  # the init is not a layer setting: the same table
-            assert rows == paper
-            continue
         assert rows != paper, experiment
         if shows:
             assert shows in rows, (experiment, shows)

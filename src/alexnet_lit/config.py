@@ -10,7 +10,8 @@ Checks, each in one place:
 - one key's type or choice: the schema (OmegaConf), at composition;
 - the network's geometry (kernel counts with two towers, the crop against the paper's strides, removable
   layers): ``alexnet_lit.models.alexnet.check``, which ``AlexNet`` runs and every entry point runs before data;
-- keys across groups (data against model, statistics a recipe needs): ``validate`` below.
+- the data group's combinations (crop against resize, statistics a recipe needs): ``check_data`` below, which
+  ``AlexNetDataModule`` runs and ``validate`` (keys across groups, before any data) calls.
 
 The schemas are registered in Hydra's ConfigStore on import of this module and by the Hydra plugin
 ``hydra_plugins/alexnet_lit`` that Hydra loads itself, so composing works whatever was imported first.
@@ -282,9 +283,19 @@ register()
 
 
 def validate(cfg: DictConfig, stats_given: bool = False) -> None:
-    """Checks across keys of different groups, before any data is touched. Raises ConfigError naming the keys.
-    ``stats_given``: the training-set statistics come with a checkpoint, not from data.stats_path."""
+    """Checks across groups, before any data is touched (entry points call it through ``cli.check``).
+    Raises ConfigError naming the keys. ``stats_given``: the training-set statistics come with a checkpoint."""
     m, d = cfg.model, cfg.data
+    check_data(d, stats_given)
+    if len(d.mean) != m.in_channels or len(d.std) != m.in_channels:
+        raise ConfigError(
+            f"data.mean and data.std need one value per input channel (model.in_channels={m.in_channels}), "
+            f"got {len(d.mean)} and {len(d.std)}"
+        )
+
+
+def check_data(d: DataConfig | DictConfig, stats_given: bool = False) -> None:
+    """The data group's own combinations: ``validate`` and ``AlexNetDataModule`` both call this one place."""
     if d.crop_size > d.resize_size:
         raise ConfigError(
             f"data.crop_size={d.crop_size} is larger than data.resize_size={d.resize_size}: crops are taken from the "
@@ -294,22 +305,17 @@ def validate(cfg: DictConfig, stats_given: bool = False) -> None:
         raise ConfigError(f"data.num_classes={d.num_classes}: a classifier needs at least 2 classes")
     if not d.pixel_max > 0:
         raise ConfigError(f"data.pixel_max={d.pixel_max}: the value of a white pixel must be positive (255 or 1)")
-    if len(d.mean) != m.in_channels or len(d.std) != m.in_channels:
-        raise ConfigError(
-            f"data.mean and data.std need one value per input channel (model.in_channels={m.in_channels}), "
-            f"got {len(d.mean)} and {len(d.std)}"
-        )
     if d.source == Source.generated and d.generated.classes != d.num_classes:
         raise ConfigError(
             f"data.generated.classes={d.generated.classes} differs from data.num_classes={d.num_classes}; "
             f"set both (data.num_classes is what the model's output layer uses)"
         )
     if d.source != Source.generated and not d.root:
-        raise ConfigError(f"data.root is not set: data.source={d.source.value} reads images from data.root")
+        raise ConfigError(f"data.root is not set: data.source={Source(d.source).value} reads images from data.root")
     if (d.normalize == Normalize.mean_image or d.lighting.enabled) and not (d.stats_path or stats_given):
         raise ConfigError(
-            f"data.normalize={d.normalize.value} / data.lighting.enabled={d.lighting.enabled} need training-set "
-            f"statistics: set data.stats_path to the stats.npz written by alexnet-prepare, or use "
+            f"data.normalize={Normalize(d.normalize).value} / data.lighting.enabled={d.lighting.enabled} need "
+            f"training-set statistics: set data.stats_path to the stats.npz written by alexnet-prepare, or use "
             f"data.normalize=channel and data.lighting.enabled=false"
         )
     if d.normalize == Normalize.mean_image and d.crop_size > 256:

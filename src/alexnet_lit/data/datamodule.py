@@ -21,7 +21,7 @@ import torch
 from lightning import pytorch as pl
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
-from alexnet_lit.config import DataConfig, Source, build, plain
+from alexnet_lit.config import DataConfig, Source, build, check_data, plain
 from alexnet_lit.data import sources
 from alexnet_lit.data.augment import eval_transform, train_transform
 from alexnet_lit.data.lighting import Normalizer
@@ -59,6 +59,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         contract brings its own (``alexnet-eval``)."""
         super().__init__()
         cfg = build(DataConfig, kwargs, "data") if cfg is None else cfg
+        check_data(cfg, stats_given=stats is not None)
         self.cfg = cfg
         self.source, self.root, self.download, self.custom_classes = cfg.source, cfg.root, cfg.download, \
             cfg.custom_classes

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from alexnet_lit.config import Activation, ConfigError, NetConfig, Pool, Towers, build
-from alexnet_lit.models.init import init_weights
+from alexnet_lit.models.init import describe_init, init_weights
 from alexnet_lit.models.lrn import LocalResponseNorm
 
 PAPER_KERNELS = (96, 256, 384, 384, 256)  # conv1..conv5, section 3.5
@@ -176,7 +176,10 @@ class AlexNet(nn.Module):
             for name, module in seq.named_children():
                 x = module(x)
                 params = sum(p.numel() for p in module.parameters())
-                rows.append((name, settings(module), self.tower_view(name), tuple(x.shape[1:]), params))
+                op = settings(module)
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    op += f"; {describe_init(name, self.cfg.init)}"
+                rows.append((name, op, self.tower_view(name), tuple(x.shape[1:]), params))
         return rows
 
 

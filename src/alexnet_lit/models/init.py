@@ -23,6 +23,16 @@ _CAFFE_BIAS = {"conv1": 0.0, "conv2": 0.1, "conv3": 0.0, "conv4": 0.1, "conv5": 
 _CAFFE_STD = {"fc6": 0.005, "fc7": 0.005}
 
 
+def describe_init(name: str, scheme: Init | str) -> str:
+    """How ``scheme`` initialises layer ``name``, as alexnet-describe prints it."""
+    scheme = Init(scheme)
+    if scheme == Init.paper:
+        return f"init N(0, 0.01), bias {_PAPER[name]:g}"
+    if scheme == Init.caffe:
+        return f"init N(0, {_CAFFE_STD.get(name, 0.01):g}), bias {_CAFFE_BIAS[name]:g}"
+    return "init N(0, 0.01), bias 0" if name == "fc8" else "init He-normal, bias 0"
+
+
 def init_weights(layers: dict[str, nn.Module], scheme: Init | str) -> None:
     """Initialise the named conv/fc layers (``conv1``..``conv5``, ``fc6``..``fc8``) in place."""
     scheme = Init(scheme)
