@@ -207,8 +207,8 @@ def test_eval_reproduces_the_test_metrics_of_the_best_checkpoint(tmp_path, cache
 
 
 NETWORK_ABLATIONS = {"tanh": "Tanh", "no_lrn": None, "non_overlap_pool": "max-pool 2x2/2",
-                     "one_gpu": "conv 5x5/1 pad 2; init", "no_dropout": "dropout p=0", "no_conv3": None, "no_conv4": None,
-                     "caffe_init": "init N(0, 0.005), bias 0.1"}
+                     "one_gpu": "conv 5x5/1 pad 2; init", "no_dropout": "dropout p=0", "no_conv3": None,
+                     "no_conv4": None, "caffe_init": "init N(0, 0.005), bias 0.1"}
 
 
 def describe_rows(overrides: list[str]) -> str:

@@ -166,12 +166,15 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
     from pathlib import Path
 
     recipe = ["+experiment=paper", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}", "data.batch_size=4"]
-    trained_with = ["data.pixel_max=128", "data.crop_size=200"]  # not the defaults: eval must take them from the ckpt
+    # not the defaults, so eval must take them from the checkpoint; kaiming, so that the outputs depend on the input
+    # (at the paper's init the biases of 1 make them nearly input-independent)
+    # and [0, 1] pixels, on which kaiming's outputs do not saturate (at 255 the loss is the same clamped value)
+    trained_with = ["data.pixel_max=1", "data.crop_size=200", "model.init=kaiming"]
     metrics = run(compose_train([*recipe, *trained_with, "trainer.limit_train_batches=2"], tmp_path / "train",
                                 cache_dir))
     (best,) = (tmp_path / "train" / "checkpoints").glob("best-*.ckpt")
     contract = torch.load(best, weights_only=True)["input_contract"]
-    assert contract["pixel_max"] == 128 and contract["normalize"] == "mean_image" and contract["crop_size"] == 200
+    assert contract["pixel_max"] == 1 and contract["normalize"] == "mean_image" and contract["crop_size"] == 200
     assert contract["mean_image"].shape == (256, 256, 3)
 
     exe = shutil.which(EVAL_CMD, path=str(Path(sys.executable).parent))
@@ -181,16 +184,16 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
         return subprocess.run([exe, f"ckpt_path={best}", *recipe, "logger=csv_only", f"hydra.run.dir={tmp_path}/e",
                                *extra], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
 
-    proc = evaluate("data.stats_path=null", "data.crop_size=200")  # an explicit value that agrees is fine
+    proc = evaluate("data.stats_path=null", "data.resize_size=256")  # an explicit value that agrees is fine
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "e" / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     for key in ("test/loss", "test/top1_err_10crop"):
         assert float([r[key] for r in rows if r.get(key)][0]) == pytest.approx(metrics[key], abs=1e-6), key
 
-    bad = evaluate("data.pixel_max=1")
+    bad = evaluate("data.pixel_max=255")
     assert bad.returncode == 2
-    assert bad.stderr.startswith("error: data.pixel_max=1.0 contradicts") and "data.pixel_max=128.0" in bad.stderr
+    assert bad.stderr.startswith("error: data.pixel_max=255.0 contradicts") and "data.pixel_max=1.0" in bad.stderr
     other = tmp_path / "other.npz"
     stats = dict(np.load(store / "out" / "stats.npz"))
     np.savez(other, **{**stats, "mean_image": stats["mean_image"] + 10})

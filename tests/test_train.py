@@ -214,3 +214,14 @@ def test_stuck_at_chance_reads_the_loss_once_and_decides_on_the_mean_over_ranks(
                 assert syncs == [], f"host sync at step {step}"
     assert syncs == ["__float__"] and trainer.should_stop
 
+
+def test_resume_on_differently_prepared_inputs_fails_naming_the_difference(tmp_path, cache_dir):
+    from alexnet_lit.config import ConfigError
+
+    run(compose_train([*TINY, "test=false"], tmp_path / "a", cache_dir))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["input_contract"]["pixel_max"] == 255
+    with pytest.raises(ConfigError, match=r"pixel_max: 255.0 \(checkpoint\) vs 1.0 \(now\)"):
+        run(compose_train([*TINY, "trainer.max_epochs=2", "data.pixel_max=1", f"ckpt_path={last}"], tmp_path / "b",
+                          cache_dir))
+

@@ -175,7 +175,7 @@ class AlexNetModule(pl.LightningModule):
         current = self._datamodule_contract()
         if self.input_contract is not None and current is not None:  # resuming: the data must be prepared alike
             differences = contract_differences(self.input_contract, current)
-            if differences and self.trainer.training:
+            if differences and self.trainer.state.fn == "fit":
                 raise ConfigError(f"the checkpoint was trained on inputs prepared differently: {differences}; "
                                   f"resume with the data settings it was trained with")
 
