@@ -223,19 +223,20 @@ def describe_rows(overrides: list[str]) -> str:
 
 
 def test_describe_names_every_setting_an_ablation_changes():
-    paper = describe_rows(["+experiment=paper"])
+    small = ["model.width=0.125", "model.fc_units=64"]  # the rows' settings do not depend on the size
+    paper = describe_rows(["+experiment=paper", *small])
     for text in ("pixels 0..255 (pixel_max) minus the mean image", "ReLU", "max-pool 3x3/2", "dropout p=0.5",
                  "LRN n=5 k=2 alpha=0.0001 beta=0.75 (paper)", "conv 11x11/4 pad 2", "groups 2",
                  "init N(0, 0.01), bias 1"):
         assert text in paper, text
     for experiment, shows in NETWORK_ABLATIONS.items():
-        rows = describe_rows([f"+experiment={experiment}"])
+        rows = describe_rows([f"+experiment={experiment}", *small])
         assert rows != paper, experiment
         if shows:
             assert shows in rows, (experiment, shows)
-    assert "LRN" not in describe_rows(["+experiment=no_lrn"])
-    assert "conv3 " not in describe_rows(["+experiment=no_conv3"])
-    assert "pixels 0..1 " in describe_rows(["+experiment=paper", "data.pixel_max=1"])
+    assert "LRN" not in describe_rows(["+experiment=no_lrn", *small])
+    assert "conv3 " not in describe_rows(["+experiment=no_conv3", *small])
+    assert "pixels 0..1 " in describe_rows(["+experiment=paper", "data.pixel_max=1", *small])
 
 
 def test_debug_after_experiment_and_plus_for_appended_groups(tmp_path):

@@ -28,8 +28,9 @@ def sample_store(tmp_path_factory):
 
 def first_training_batch(store, tmp_path, overrides: list[str]):
     """conv1's input on a real training batch of the composed recipe, and the model at its init."""
+    # conv1 at a quarter width: the LRN term is a per-kernel statistic of conv1's fan-in (363), not of its width
     cfg = compose_train(["+experiment=paper", f"data.root={store}", "data.batch_size=32", "data.num_workers=0",
-                         *overrides], tmp_path, tmp_path)
+                         "model.width=0.25", "model.fc_units=64", *overrides], tmp_path, tmp_path)
     container = plain(cfg)
     torch.manual_seed(0)
     dm = AlexNetDataModule(**container["data"])

@@ -191,11 +191,16 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
     for key in ("test/loss", "test/top1_err_10crop"):
         assert float([r[key] for r in rows if r.get(key)][0]) == pytest.approx(metrics[key], abs=1e-6), key
 
-    bad = evaluate("data.pixel_max=255")
-    assert bad.returncode == 2
-    assert bad.stderr.startswith("error: data.pixel_max=255.0 contradicts") and "data.pixel_max=1.0" in bad.stderr
+    from alexnet_lit.cli.eval import evaluate as evaluate_in_process
+    from alexnet_lit.config import ConfigError
+
+    def compose_eval(override: str):
+        return compose_train([f"ckpt_path={best}", *recipe, override], tmp_path / "e2", cache_dir)
+
+    with pytest.raises(ConfigError, match=r"^data.pixel_max=255.0 contradicts .*, trained with data.pixel_max=1.0"):
+        evaluate_in_process(compose_eval("data.pixel_max=255"), explicit={"pixel_max"})
     other = tmp_path / "other.npz"
     stats = dict(np.load(store / "out" / "stats.npz"))
     np.savez(other, **{**stats, "mean_image": stats["mean_image"] + 10})
-    bad = evaluate(f"data.stats_path={other}")
-    assert bad.returncode == 2 and "holds a different mean image" in bad.stderr
+    with pytest.raises(ConfigError, match="holds a different mean image"):
+        evaluate_in_process(compose_eval(f"data.stats_path={other}"), explicit={"stats_path"})

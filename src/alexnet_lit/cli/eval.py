@@ -67,11 +67,13 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
+def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, float]:
+    """``explicit``: the data keys the user gave (default: those on the Hydra command line)."""
     if not cfg.ckpt_path:
         raise ConfigError("ckpt_path is not set: alexnet-eval ckpt_path=/path/to/checkpoint.ckpt")
     state = load_checkpoint(cfg.ckpt_path)
-    stats = apply_contract(cfg, state.get("input_contract"), cfg.ckpt_path, explicit_data_keys())
+    explicit = explicit_data_keys() if explicit is None else explicit
+    stats = apply_contract(cfg, state.get("input_contract"), cfg.ckpt_path, explicit)
     check(cfg, stats_given=stats is not None)
     model = AlexNetModule(**state["hyper_parameters"])
     model.load_state_dict(state["state_dict"])
