@@ -144,7 +144,7 @@ def test_one_half_halves_conv1_to_conv4():
         ({"init": "xavier"}, "model.init: Invalid value 'xavier'"),
         ({"widht": 0.5}, "model.widht: Key 'widht' not in 'NetConfig'"),
         ({"dropout": 1.0}, "model.dropout=1.0"),
-        ({"lrn": {"size": 0}}, "model.lrn: size=0"),
+        ({"lrn": {"size": 0}}, "model.lrn.size=0: must be >= 1"),
     ],
 )
 def test_bad_arguments_name_the_key(kwargs, message):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from alexnet_lit.data.classes import UnknownClassFolder, wnids
 from alexnet_lit.data.prepare import SIZE, BadImage, load_square, prepare
+from alexnet_lit.data.store import MissingStore, check_store
 
 PREPARE = Path(sys.executable).parent / "alexnet-prepare"
 
@@ -79,7 +80,8 @@ def test_skip_bad_records_them_and_leaves_their_rows_out(tmp_path):
     jpeg(tmp_path / "raw" / "val" / wnids()[0] / "v.JPEG")
     manifest = prepare(tmp_path / "raw", tmp_path / "out", skip_bad=True, chunk_size=4, show_progress=False)
     assert manifest["complete"] and manifest["splits"]["train"]["images"] == 6
-    skipped = {e["error"].split(":")[0] for e in manifest["skipped"]}
+    skipped = {e["path"] for e in manifest["skipped"]}
+    assert all(e["reason"].startswith("cannot decode (") and e["split"] == "train" for e in manifest["skipped"])
     assert skipped == {str(files[k]) for k in ("empty", "text", "truncated")}
     labels = np.load(tmp_path / "out" / "train_labels.npy")
     assert (labels == -1).sum() == 3 and (labels == 0).sum() == 6
@@ -92,7 +94,7 @@ def test_labels_are_canonical_even_with_missing_classes(tmp_path):
         jpeg(tmp_path / "raw" / "val" / wnids()[i] / "b.JPEG")
     manifest = prepare(tmp_path / "raw", tmp_path / "out", show_progress=False)
     assert np.load(tmp_path / "out" / "train_labels.npy").tolist() == picks
-    assert list(manifest["splits"]["val"]["per_class"]) == [str(i) for i in picks]
+    assert list(manifest["splits"]["val"]["per_class"]) == [wnids()[i] for i in picks]  # keyed by wnid
 
 
 def test_unknown_class_folder_is_an_error_naming_it(tmp_path):
@@ -103,8 +105,8 @@ def test_unknown_class_folder_is_an_error_naming_it(tmp_path):
     assert prepare(tmp_path / "raw", tmp_path / "out2", custom_classes=True, show_progress=False)["complete"]
 
 
-def noisy_set(root: Path, per_class: int, size=(640, 480), classes=(0, 1, 2)) -> None:
-    rng = np.random.default_rng(0)
+def noisy_set(root: Path, per_class: int, size=(640, 480), classes=(0, 1, 2), seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
     for c in classes:
         for split in ("train", "val"):
             for i in range(per_class if split == "train" else 2):
@@ -137,7 +139,7 @@ def store_bytes(out: Path) -> dict[str, bytes]:
     return files
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code, tmp_path):
     """SIGKILL, or Ctrl-C (SIGINT to the parent alone, so the workers cannot help it stop): run again, same bytes."""
     noisy_set(tmp_path / "raw", per_class=40)
@@ -162,8 +164,10 @@ def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert 3 <= done < 30 and not (out / "manifest.json").exists()
-    if sig == signal.SIGINT:
+    assert 3 <= done < 30 and not json.loads((out / "manifest.json").read_text())["complete"]
+    with pytest.raises(MissingStore, match="not a complete store.*run the same alexnet-prepare command again"):
+        check_store(out, "train")  # a half-made store is never taken for one
+    if sig != signal.SIGKILL:
         assert "run the same command again to continue" in err
     for _ in range(50):  # the workers leave with their parent (no orphan keeps decoding or holding memory)
         left = subprocess.run(["pgrep", "-f", f"out_dir={out}"], capture_output=True, text=True).stdout.split()
@@ -205,3 +209,52 @@ def test_exif_orientation_is_ignored_the_same_way_everywhere(tmp_path):
         assert im.getexif()[0x0112] == 6
     np.testing.assert_array_equal(load_square(tagged), load_square(plain))
     assert rgb_loader(str(tagged)).size == (400, 200)
+
+
+def every_file(out: Path) -> dict[str, bytes]:
+    """Every file of a store, the progress state included, by its path in the store."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_store_of_another_source_is_refused_and_overwrite_rebuilds_it(tmp_path):
+    """The same number of files from another folder: refused naming both (not served stale); overwrite=true
+    ends byte-identical to a fresh prepare of the new source."""
+    noisy_set(tmp_path / "a", per_class=3, size=(300, 260), seed=1)
+    noisy_set(tmp_path / "b", per_class=3, size=(300, 260), seed=2)
+    out = tmp_path / "out"
+    prepare(tmp_path / "a", out, chunk_size=4, show_progress=False)
+    before = every_file(out)
+    args = [str(PREPARE), f"root={tmp_path / 'b'}", f"out_dir={out}", "workers=1", "chunk_size=4"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"holds a store of {tmp_path / 'a'}, not of root={tmp_path / 'b'}" in proc.stderr
+    assert "overwrite=true" in proc.stderr and every_file(out) == before
+    again = subprocess.run([*args, "overwrite=true"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    prepare(tmp_path / "b", tmp_path / "fresh", chunk_size=4, show_progress=False)
+    assert every_file(out) == every_file(tmp_path / "fresh")
+
+
+def test_a_bad_file_fixed_in_place_is_redone(tmp_path):
+    """As the error message advises: copy a good JPEG over the bad file and run again. Only its chunk is redone
+    (its old rows leave the statistics first), and the store equals a fresh prepare of the fixed tree."""
+    raw = tmp_path / "raw"
+    noisy_set(raw, per_class=4, size=(300, 260))
+    bad = raw / "train" / wnids()[1] / "0002.JPEG"
+    good = bad.read_bytes()
+    bad.write_bytes(good[: len(good) // 3])
+    out = tmp_path / "out"
+    args = [str(PREPARE), f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=3"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1 and str(bad) in first.stderr
+    bad.write_bytes(good)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    prepare(raw, tmp_path / "fresh", chunk_size=3, show_progress=False)
+    assert every_file(out) == every_file(tmp_path / "fresh")
+    # and a file replaced after a complete run: the next run notices it too
+    other = raw / "train" / wnids()[2] / "0000.JPEG"
+    (raw / "train" / wnids()[0] / "0001.JPEG").replace(other)
+    prepare(raw, out, chunk_size=3, show_progress=False)
+    prepare(raw, tmp_path / "fresh2", chunk_size=3, show_progress=False)
+    assert every_file(out) == every_file(tmp_path / "fresh2")

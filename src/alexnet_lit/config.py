@@ -7,7 +7,8 @@ prints the composed result. Constructors (``AlexNet``, ``AlexNetModule``, ``Alex
 keys and check them with the same schema (``build``), so a default is never written twice.
 
 Checks, each in one place:
-- one key's type or choice: the schema (OmegaConf), at composition;
+- one key's type or choice: the schema (OmegaConf), at composition; its range (``ranged`` below, next to the
+  default): ``build``, which every constructor and ``validate`` run;
 - the network's geometry (kernel counts with two towers, the crop against the paper's strides, removable
   layers): ``alexnet_lit.models.alexnet.check``, which ``AlexNet`` runs and every entry point runs before data;
 - the data group's combinations (crop against resize, statistics a recipe needs): ``check_data`` below, which
@@ -20,7 +21,7 @@ The schemas are registered in Hydra's ConfigStore on import of this module and b
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -31,6 +32,48 @@ from omegaconf.errors import OmegaConfBaseException
 
 class ConfigError(ValueError):
     """A configuration that composes but cannot run; the message names the keys and the fix."""
+
+
+def ranged(default: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           hi_open: bool = False) -> Any:
+    """A dataclass field with its default and its allowed range (None = unbounded; open ends exclude the bound).
+    ``build`` checks it, so the range lives next to the default and nowhere else."""
+    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open)})
+
+
+def _range_text(lo, hi, lo_open, hi_open) -> str:
+    def num(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+    if hi is None:
+        return f"{'>' if lo_open else '>='} {num(lo)}"
+    if lo is None:
+        return f"{'<' if hi_open else '<='} {num(hi)}"
+    return f"in {'(' if lo_open else '['}{num(lo)}, {num(hi)}{')' if hi_open else ']'}"
+
+
+def check_ranges(obj: Any, key: str) -> None:
+    """Every ``ranged`` field of a dataclass instance (recursively) within its range; the error names the key."""
+    for f in fields(obj):
+        value, name = getattr(obj, f.name), f"{key}.{f.name}" if key else f.name
+        if is_dataclass(value):
+            check_ranges(value, name)
+        else:
+            _check_value(f, value, name)
+
+
+def check_field(schema: type, field_name: str, value: Any, key: str) -> None:
+    """One ``ranged`` field of ``schema`` (for a key checked on its own, like the top-level seed)."""
+    _check_value(next(f for f in fields(schema) if f.name == field_name), value, key)
+
+
+def _check_value(f: Any, value: Any, name: str) -> None:
+    if "range" in f.metadata and isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi, lo_open, hi_open = f.metadata["range"]
+        below = lo is not None and (value <= lo if lo_open else value < lo)
+        above = hi is not None and (value >= hi if hi_open else value > hi)
+        if below or above or value != value:  # NaN is out of every range
+            raise ConfigError(f"{name}={value}: must be {_range_text(lo, hi, lo_open, hi_open)}")
 
 
 # --- allowed values (str enums: a member equals its name, so plain strings compare and look up alike) -----------
@@ -91,10 +134,10 @@ class LRNConfig:
     """Section 3.3: b = a / (k + alpha * sum over n neighbouring kernels of a^2)^beta."""
 
     enabled: bool = True
-    size: int = 5  # n
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 2.0
+    size: int = ranged(5, lo=1)  # n
+    alpha: float = ranged(1e-4, lo=0)
+    beta: float = ranged(0.75, lo=0)
+    k: float = ranged(2.0, lo=0)
     convention: LRNConvention = LRNConvention.paper
 
 
@@ -102,19 +145,19 @@ class LRNConfig:
 class NetConfig:
     """AlexNet's arguments (models/alexnet.py); the defaults are the paper's network."""
 
-    num_classes: int = 1000
-    input_size: int = 224  # 224 (conv1 padding 2) or 227 (Caffe's crop, no padding): both give 55x55 maps
+    num_classes: int = ranged(1000, lo=2)
+    input_size: int = ranged(224, lo=1)  # 224 (conv1 padding 2) or 227 (Caffe's crop, no padding): both give 55x55 maps
     towers: Towers = Towers.two
     activation: Activation = Activation.relu
     lrn: LRNConfig = field(default_factory=LRNConfig)
     pool: Pool = Pool.overlap
-    dropout: float = 0.5  # section 4.2, on the outputs of fc6 and fc7; 0 disables
+    dropout: float = ranged(0.5, 0, 1, hi_open=True)  # section 4.2, on the outputs of fc6 and fc7; 0 disables
     init: Init = Init.paper
     remove: list[int] = field(default_factory=list)  # section 7: [3] or [4] removes that middle conv layer
-    width: float = 1.0  # scales every conv layer's kernel count (small runs use the same code path)
-    fc_units: int = 4096  # hidden units of fc6 and fc7
+    width: float = ranged(1.0, lo=0, lo_open=True)  # scales every conv layer's kernel count (small runs use the same code path)
+    fc_units: int = ranged(4096, lo=1)  # hidden units of fc6 and fc7
     conv1_padding: int | None = None  # None: 2 for 224 inputs, 0 for 227
-    in_channels: int = 3
+    in_channels: int = ranged(3, lo=1)
 
 
 @dataclass
@@ -122,10 +165,10 @@ class OptimizerConfig:
     """Section 5: SGD, momentum 0.9, weight decay 5e-4, lr 0.01."""
 
     name: OptimizerName = OptimizerName.sgd
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    bias_lr_mult: float = 1.0  # Caffe uses 2
+    lr: float = ranged(0.01, lo=0)
+    momentum: float = ranged(0.9, 0, 1, hi_open=True)
+    weight_decay: float = ranged(5e-4, lo=0)
+    bias_lr_mult: float = ranged(1.0, lo=0)  # Caffe uses 2
     bias_weight_decay: bool = True  # Caffe uses false
 
 
@@ -133,10 +176,10 @@ class OptimizerConfig:
 class SchedulerConfig:
     """Section 5: divide the lr by 10 when the validation error stops improving, three times, then stop."""
 
-    factor: float = 0.1
-    patience: int = 3  # epochs without improvement; the paper decided by eye
-    threshold: float = 1e-4
-    max_lr_reductions: int | None = 3  # None: only trainer.max_epochs ends the run
+    factor: float = ranged(0.1, 0, 1, lo_open=True, hi_open=True)
+    patience: int = ranged(3, lo=0)  # epochs without improvement; the paper decided by eye
+    threshold: float = ranged(1e-4, lo=0)
+    max_lr_reductions: int | None = ranged(3, lo=0)  # None: only trainer.max_epochs ends the run
 
 
 @dataclass
@@ -154,7 +197,7 @@ class LightingConfig:
     """Section 4.1: PCA lighting, alpha_i ~ N(0, std) per image, defined on [0, 1] pixels (data/lighting.py)."""
 
     enabled: bool = False
-    std: float = 0.1
+    std: float = ranged(0.1, lo=0)
     magnitude: LightingMagnitude = LightingMagnitude.eigenvalue
 
 
@@ -162,38 +205,39 @@ class LightingConfig:
 class GeneratedConfig:
     """The embedded shapes set (data/generated.py)."""
 
-    classes: int = 10
-    train_per_class: int = 300
-    val_per_class: int = 60
-    image_size: int = 72
-    seed: int = 0
+    classes: int = ranged(10, 2, 10)  # data/generated.py draws 10 shapes
+    train_per_class: int = ranged(300, lo=1)
+    val_per_class: int = ranged(60, lo=1)
+    image_size: int = ranged(72, lo=16)
+    seed: int = ranged(0, lo=0)
 
 
 @dataclass
 class DataConfig:
     source: Source = MISSING
-    num_classes: int = MISSING
+    num_classes: int = ranged(MISSING, lo=2)
     root: str | None = None
     download: bool = False
     custom_classes: bool = False
-    resize_size: int = 256  # section 2
-    crop_size: int = 224  # section 4.1 (227 as Caffe crops)
+    skip_bad: bool = False  # data=imagenet: leave undecodable files out of their batch, each named in a warning
+    resize_size: int = ranged(256, lo=1)  # section 2
+    crop_size: int = ranged(224, lo=1)  # section 4.1 (227 as Caffe crops)
     flip: bool = True
     ten_crop: bool = True  # section 4.1: also test on the 10-crop view
     # The value of a white pixel before mean subtraction: 255 is the paper's (cuda-convnet's and Caffe's) raw
     # 8-bit scale, for which its LRN constants and init were chosen; 1 is torchvision's [0, 1] convention.
     # The network sees pixel_max x (the input normalized on [0, 1] pixels), whatever data.normalize is.
-    pixel_max: float = 255.0
+    pixel_max: float = ranged(255.0, lo=0, lo_open=True)
     normalize: Normalize = Normalize.channel
     stats_path: str | None = None  # stats.npz from alexnet-prepare: mean image and RGB eigenvectors
     lighting: LightingConfig = field(default_factory=LightingConfig)
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # normalize=channel, [0, 1] pixels
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    batch_size: int = 128  # section 5
-    num_workers: int | None = None  # None: one per core, at most 8
+    batch_size: int = ranged(128, lo=1)  # section 5
+    num_workers: int | None = ranged(None, lo=0)  # None: one per core, at most 8
     pin_memory: bool | None = None  # None: when CUDA is there
     persistent_workers: bool = True
-    prefetch_factor: int | None = 2
+    prefetch_factor: int | None = ranged(2, lo=1)
     generated: GeneratedConfig = field(default_factory=GeneratedConfig)
     cache_dir: str = "${oc.env:ALEXNET_LIT_CACHE,${oc.env:HOME,.}/.cache/alexnet-lit}"  # generated data
 
@@ -203,11 +247,15 @@ def _trainer_schema() -> type:
     from lightning.pytorch import Trainer
 
     ours = {"use_distributed_sampler": False}  # AlexNetDataModule shards itself (exactly-once evaluation)
+    # ranges Lightning does not check itself (accumulate_grad_batches=0 divides by zero in the first step)
+    at_least = {"accumulate_grad_batches": 1, "num_nodes": 1, "check_val_every_n_epoch": 1, "log_every_n_steps": 1,
+                "max_epochs": -1, "min_epochs": 0}
     fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default="lightning.pytorch.Trainer"))]
     for name, p in inspect.signature(Trainer.__init__).parameters.items():
         if name in ("self", "logger", "callbacks"):  # loggers and callbacks come from their own groups
             continue
-        fields.append((name, Any, field(default=ours.get(name, p.default))))
+        default = ours.get(name, p.default)
+        fields.append((name, Any, ranged(default, lo=at_least[name]) if name in at_least else field(default=default)))
     return make_dataclass("TrainerConfig", fields)
 
 
@@ -233,7 +281,7 @@ class TrainConfig:
     experiment_name: str = "default"  # W&B group and output folder; each experiment sets its own
     project: str = "alexnet-lit"  # W&B project
     tags: list[str] = field(default_factory=list)
-    seed: int | None = 0  # any int, 0 included; None for no seeding
+    seed: int | None = ranged(0, 0, 2**32 - 1)  # 0 included; None for no seeding (torch seeds are uint32)
     ckpt_path: str | None = None  # a checkpoint to resume from (e.g. .../checkpoints/last.ckpt)
     test: bool = True  # after fit, test the best checkpoint on the centre crop and the 10-crop view
 
@@ -244,11 +292,12 @@ class PrepareConfig:
     archives: bool = False
     out_dir: str = MISSING
     splits: list[str] = field(default_factory=lambda: ["train", "val"])
-    workers: int | None = None
-    chunk_size: int = 256
+    workers: int | None = ranged(None, lo=1)
+    chunk_size: int = ranged(256, lo=1)
     skip_bad: bool = False
     custom_classes: bool = False
-    save_every: float = 5.0  # seconds between progress saves
+    save_every: float = ranged(5.0, lo=0)  # seconds between progress saves
+    overwrite: bool = False  # out_dir holds a store of another source: rebuild it (default: refuse)
 
 
 T = TypeVar("T")
@@ -257,15 +306,27 @@ T = TypeVar("T")
 def build(schema: type[T], values: Any = None, key: str = "") -> T:
     """``values`` (a dict, a DictConfig, or already a ``schema``) checked against ``schema`` and filled with its
     defaults: the one way constructors turn keyword arguments into a config. Errors name the key."""
-    if isinstance(values, schema):
-        return values
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(schema), values or {})
-        return OmegaConf.to_object(node)
-    except OmegaConfBaseException as e:
-        name = ".".join(k for k in (key, str(getattr(e, "full_key", None) or "")) if k)
-        message = getattr(e, "msg", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{name}: {message}" if name else message) from None
+    if not isinstance(values, schema):
+        try:
+            node = OmegaConf.merge(OmegaConf.structured(schema), values or {})
+            values = OmegaConf.to_object(node)
+        except OmegaConfBaseException as e:
+            raise ConfigError(describe_error(e, key)) from None
+    check_ranges(values, key)
+    return values
+
+
+def describe_error(e: OmegaConfBaseException, key: str = "") -> str:
+    """One line for an OmegaConf error: the full key, what is wrong, what to do."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
+
+    name = ".".join(k for k in (key, str(getattr(e, "full_key", None) or "")) if k)
+    message = (getattr(e, "msg", None) or str(e)).splitlines()[0]
+    if isinstance(e, (ConfigKeyError, ConfigAttributeError)):
+        message += " (no such setting: `python train.py --cfg job` lists every key)"
+    elif isinstance(e, MissingMandatoryValue):
+        message = "missing: give it on the command line"
+    return f"{name}: {message}" if name else message
 
 
 def plain(cfg: Any) -> dict[str, Any]:
@@ -285,7 +346,10 @@ register()
 def validate(cfg: DictConfig, stats_given: bool = False) -> None:
     """Checks across groups, before any data is touched (entry points call it through ``cli.check``).
     Raises ConfigError naming the keys. ``stats_given``: the training-set statistics come with a checkpoint."""
-    m, d = cfg.model, cfg.data
+    m, d = build(ModelConfig, plain(cfg.model), "model"), build(DataConfig, plain(cfg.data), "data")
+    check_field(TrainConfig, "seed", cfg.seed, "seed")
+    trainer = {k: v for k, v in plain(cfg.trainer).items() if k != "_target_"}
+    check_ranges(TrainerConfig(**trainer), "trainer")
     check_data(d, stats_given)
     if len(d.mean) != m.in_channels or len(d.std) != m.in_channels:
         raise ConfigError(
@@ -301,10 +365,12 @@ def check_data(d: DataConfig | DictConfig, stats_given: bool = False) -> None:
             f"data.crop_size={d.crop_size} is larger than data.resize_size={d.resize_size}: crops are taken from the "
             f"resized square image, so data.crop_size must be <= data.resize_size"
         )
-    if d.num_classes < 2:
-        raise ConfigError(f"data.num_classes={d.num_classes}: a classifier needs at least 2 classes")
-    if not d.pixel_max > 0:
-        raise ConfigError(f"data.pixel_max={d.pixel_max}: the value of a white pixel must be positive (255 or 1)")
+    if d.source == Source.generated and d.generated.classes * d.generated.train_per_class < d.batch_size:
+        raise ConfigError(
+            f"data.batch_size={d.batch_size} is more than the {d.generated.classes * d.generated.train_per_class} "
+            f"generated training images (data.generated.classes x train_per_class): no full batch, no training step; "
+            f"lower data.batch_size or raise data.generated.train_per_class"
+        )
     if d.source == Source.generated and d.generated.classes != d.num_classes:
         raise ConfigError(
             f"data.generated.classes={d.generated.classes} differs from data.num_classes={d.num_classes}; "

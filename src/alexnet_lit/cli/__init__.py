@@ -1,14 +1,28 @@
-"""Thin entry points: compose the Hydra config in ``conf/``, check it, hand it to the library."""
+"""Thin entry points: compose the Hydra config in ``conf/``, check it, hand it to the library.
+
+Every entry point behaves the same way (``hydra_entry_point``):
+1. The command line's own mistakes (an appended group without its +) are caught first.
+2. Preflight: the config is composed with Hydra's compose API and every check that needs no work runs (keys,
+   types, ranges, the network's geometry, files and folders the run will read or write, the checkpoint to resume
+   from). A user error is one line ``error: <key or file>: <what is wrong>; <what to do>`` on stderr and exit 2,
+   before Hydra creates a run folder, data is generated or a W&B run starts.
+3. Hydra runs the app. A user error found later (a bad image met during training) is the same one line and
+   exit 2; the run folder it leaves is removed if it holds nothing but Hydra's own files. Ctrl-C exits 130 and
+   SIGTERM 143, after ``finally`` blocks and Lightning's exception hooks have run. In a sweep (``-m``) a job with
+   a user error does not stop the others: each failure is reported at the end, and the sweep exits 2.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from alexnet_lit import config  # noqa: F401  (registers the structured-config schemas in Hydra's ConfigStore)
+from alexnet_lit.signals import Signalled, install_handlers
 
 
 def config_dir() -> str:
@@ -40,14 +54,26 @@ def check_argv(argv: list[str]) -> str | None:
     return None
 
 
+# --- user errors -----------------------------------------------------------------------------------------------
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors in what the user gave (config, paths, data): one line naming the key or file, exit 2."""
     from alexnet_lit.config import ConfigError
     from alexnet_lit.data.classes import UnknownClassFolder
-    from alexnet_lit.data.sources import MissingData
+    from alexnet_lit.data.prepare import StoreMismatch
+    from alexnet_lit.data.sources import DecodeError, MissingData
     from alexnet_lit.data.store import MissingStore
 
-    return ConfigError, MissingData, MissingStore, UnknownClassFolder
+    return ConfigError, MissingData, MissingStore, UnknownClassFolder, DecodeError, StoreMismatch
+
+
+def one_line(e: BaseException) -> str:
+    """The error's own message on one line. An error raised in a DataLoader worker arrives wrapped in the worker's
+    traceback; its last line is the message."""
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and "Original Traceback" in str(e):
+        last = lines[-1]
+        return last.split(": ", 1)[1] if last.split(": ", 1)[0].isidentifier() else last
+    return "; ".join(line.strip() for line in lines) if lines else type(e).__name__
 
 
 def fail(message: str) -> None:
@@ -55,26 +81,139 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+_SWEEP_FAILURES: list[str] = []
+
+
+def _hydra_state() -> tuple[str | None, bool, list[str]]:
+    """(this job's output folder, whether Hydra runs a sweep, the job's overrides); (None, False, []) outside."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        return hc.runtime.output_dir, hc.mode == RunMode.MULTIRUN, list(hc.overrides.task)
+    except (ImportError, ValueError):
+        return None, False, []
+
+
+def discard_run_dir(output_dir: str | None) -> None:
+    """A run that failed before doing anything leaves no folder behind (Hydra made it with only .hydra/ in it)."""
+    if not output_dir or not os.path.isdir(output_dir):
+        return
+    leftovers = [p for p in Path(output_dir).iterdir() if p.name != ".hydra" and p.suffix != ".log"]
+    if not leftovers:
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
 def exit_on_user_error(fn, *args):
-    """Run ``fn(*args)``; a user error prints ``error: ...`` (no traceback) and exits 2."""
+    """Run ``fn(*args)``; a user error prints ``error: ...`` (no traceback) and exits 2 (in a sweep: recorded and
+    reported at the end); a signal exits 128 + its number."""
+    output_dir, sweeping, overrides = _hydra_state()
     try:
         return fn(*args)
     except user_errors() as e:
-        fail(str(e))
+        discard_run_dir(output_dir)
+        if sweeping:
+            _SWEEP_FAILURES.append(f"sweep job {' '.join(overrides)}: {one_line(e)}")
+            return None
+        fail(one_line(e))
+    except Signalled as s:
+        print(f"stopped by {s} (exit {s.exit_code})", file=sys.stderr)
+        sys.exit(s.exit_code)
 
 
-def hydra_entry_point(hydra_main) -> None:
-    """Check the command line for the mistakes above, then run the Hydra app."""
+def preflight(config_name: str, argv: list[str], checker) -> None:
+    """Compose the config as Hydra will and run ``checker(cfg)`` on it, before Hydra creates anything. Skipped
+    for sweeps and Hydra's own flags (--cfg, --help, -m ...): a sweep's jobs are checked one by one."""
+    if any(a.startswith("-") for a in argv) or checker is None:
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    from alexnet_lit.config import describe_error
+
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(config_name, overrides=argv, return_hydra_config=True)
+            with open_dict(cfg):  # as Hydra's run_job does, so ${hydra:runtime.output_dir} resolves
+                cfg.hydra.runtime.output_dir = os.path.abspath(str(cfg.hydra.run.dir))
+            HydraConfig.instance().set_config(cfg)
+            task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            checker(task)
+    except HydraException as e:
+        cause = e.__cause__
+        message = describe_error(cause) if isinstance(cause, OmegaConfBaseException) else composition_message(e)
+        fail(message)
+    except OmegaConfBaseException as e:
+        fail(describe_error(e))
+    except user_errors() as e:
+        fail(one_line(e))
+
+
+def composition_message(e: Exception) -> str:
+    """Hydra's multi-line composition errors ("Could not find 'experiment/x'", its options below) on one line."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if "Config search path:" in lines:
+        lines = lines[: lines.index("Config search path:")]
+    if len(lines) > 1 and lines[1].startswith("Available options"):
+        return f"{lines[0]}; available: {', '.join(lines[2:])}"
+    return "; ".join(lines)
+
+
+def hydra_entry_point(hydra_main, config_name: str = "train", checker=None) -> None:
+    """Check the command line and the composed config, then run the Hydra app with the signal exits."""
     if message := check_argv(sys.argv[1:]):
         fail(message)
+    install_handlers()
+    try:
+        preflight(config_name, sys.argv[1:], checker)
+    except Signalled as s:
+        sys.exit(s.exit_code)
+    _SWEEP_FAILURES.clear()
     hydra_main()
+    if _SWEEP_FAILURES:
+        for line in _SWEEP_FAILURES:
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
 
 
+# --- checks that need no work: config (config.validate, models.alexnet.check) and the file system --------------
 def check(cfg: DictConfig, stats_given: bool = False) -> None:
-    """Every check that needs no data, in its one place: keys across groups (config.validate) and the network's
-    geometry (models.alexnet.check). Entry points call this first."""
+    """Every config check, in its one place: keys across groups (config.validate) and the network's geometry
+    (models.alexnet.check). Entry points call this first."""
     from alexnet_lit.config import ModelConfig, build, plain, validate
     from alexnet_lit.models.alexnet import check as check_network
 
     validate(cfg, stats_given)
     check_network(build(ModelConfig, plain(cfg.model), "model"))
+
+
+def checkpoint_bytes(cfg: DictConfig) -> int:
+    """About what one checkpoint of this network takes: fp32 weights and one momentum buffer each."""
+    import torch
+
+    from alexnet_lit.config import NetConfig, build, plain
+    from alexnet_lit.models.alexnet import AlexNet
+
+    net_keys = {k: v for k, v in plain(cfg.model).items() if k in NetConfig.__dataclass_fields__}
+    with torch.device("meta"):
+        params = sum(p.numel() for p in AlexNet(build(NetConfig, net_keys, "model")).parameters())
+    return params * 4 * 2
+
+
+def check_train(cfg: DictConfig) -> None:
+    """Everything train.py checks before it starts: the config, its files and folders, the checkpoint."""
+    from alexnet_lit.checkpoint import check_resume
+    from alexnet_lit.data.sources import check_source
+    from alexnet_lit.paths import check_writable
+
+    check(cfg)
+    check_source(cfg.data, splits=("train", "val"))
+    # best, last and a temporary copy while one is written, plus a margin for logs
+    check_writable(cfg.paths.output_dir, "paths.output_dir (the run folder, in paths.log_dir)",
+                   3 * checkpoint_bytes(cfg) + 64 * 2**20)
+    if cfg.ckpt_path:
+        check_resume(cfg.ckpt_path, cfg.model)

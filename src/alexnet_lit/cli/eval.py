@@ -1,7 +1,11 @@
 """Evaluate a checkpoint on the centre crop and the 10-crop view (paper section 4.1), without training.
 
     alexnet-eval ckpt_path=logs/paper/runs/<time>/checkpoints/best-epoch042.ckpt data.root=/data/imagenet-256
+    alexnet-eval ckpt_path=... data=imagenet data.root=/data/imagenet      # the raw validation folders
     alexnet-eval ckpt_path=... +experiment=paper data.ten_crop=false
+
+A ``data.root`` that is a store made by alexnet-prepare is read as one (data=imagenet_prepared) unless the command
+line picks another data group; only the validation split is read.
 
 The network is rebuilt from the checkpoint's own hyperparameters (so model.* overrides do not apply), and the
 input is prepared by the checkpoint's input contract: crop and resize size, pixel_max, the normalization and its
@@ -19,9 +23,11 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from alexnet_lit.checkpoint import read as read_checkpoint
 from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point
-from alexnet_lit.cli.train import instantiate_all
-from alexnet_lit.config import ConfigError, plain
+from alexnet_lit.cli.train import instantiate_all, make_trainer
+from alexnet_lit.config import ConfigError, Source, plain
+from alexnet_lit.data.sources import check_source
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.data.store import load_stats
 from alexnet_lit.loggers import command_line_overrides, finish
@@ -61,33 +67,50 @@ def apply_contract(cfg: DictConfig, contract: dict[str, Any] | None, ckpt: str, 
     return stats
 
 
-def load_checkpoint(path: str) -> dict[str, Any]:
-    if not Path(path).is_file():
-        raise ConfigError(f"ckpt_path={path}: no such file")
-    return torch.load(path, map_location="cpu", weights_only=True)
+def explicit_data_group() -> bool:
+    """Whether the command line picks the data group (data=...): otherwise a store in data.root is read as one."""
+    return any(o.lstrip("+").startswith("data=") for o in command_line_overrides())
+
+
+def prepare_eval(cfg: DictConfig, explicit: set[str] | None = None,
+                 data_group_given: bool | None = None) -> tuple[dict[str, Any], dict | None]:
+    """Everything before any work: the checkpoint (readable, safe), its input contract applied to the data config,
+    the config checks and the evaluation data's files. Returns (checkpoint, the statistics it carries)."""
+    if not cfg.ckpt_path:
+        raise ConfigError("ckpt_path is not set: alexnet-eval ckpt_path=/path/to/checkpoint.ckpt")
+    state = read_checkpoint(cfg.ckpt_path)
+    explicit = explicit_data_keys() if explicit is None else explicit
+    data_group_given = explicit_data_group() if data_group_given is None else data_group_given
+    root = cfg.data.root
+    if not data_group_given and root and (Path(root).expanduser() / "manifest.json").is_file():
+        cfg.data.source = Source.prepared  # data.root is a store made by alexnet-prepare: read it as one
+    stats = apply_contract(cfg, state.get("input_contract"), cfg.ckpt_path, explicit)
+    check(cfg, stats_given=stats is not None)
+    check_source(cfg.data, splits=("val",))
+    if state["hyper_parameters"].get("num_classes") != cfg.data.num_classes:
+        raise ConfigError(f"{cfg.ckpt_path} has {state['hyper_parameters'].get('num_classes')} classes but "
+                          f"data.num_classes={cfg.data.num_classes}: evaluate it on the data it was trained for")
+    return state, stats
 
 
 def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, float]:
     """``explicit``: the data keys the user gave (default: those on the Hydra command line)."""
-    if not cfg.ckpt_path:
-        raise ConfigError("ckpt_path is not set: alexnet-eval ckpt_path=/path/to/checkpoint.ckpt")
-    state = load_checkpoint(cfg.ckpt_path)
-    explicit = explicit_data_keys() if explicit is None else explicit
-    stats = apply_contract(cfg, state.get("input_contract"), cfg.ckpt_path, explicit)
-    check(cfg, stats_given=stats is not None)
+    state, stats = prepare_eval(cfg, explicit)
     model = AlexNetModule(**state["hyper_parameters"])
     model.load_state_dict(state["state_dict"])
-    if model.num_classes != cfg.data.num_classes:
-        raise ConfigError(f"{cfg.ckpt_path} has {model.num_classes} classes but data.num_classes="
-                          f"{cfg.data.num_classes}: evaluate it on the data it was trained for")
     datamodule = AlexNetDataModule(stats=stats, **plain(cfg.data))
+    trainer = make_trainer(cfg, callbacks=[])
     loggers = instantiate_all(cfg.logger)
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+    trainer.loggers = loggers
     try:
         results = trainer.test(model, datamodule=datamodule)
     finally:
         finish(loggers)
     return {k: float(v) for r in results for k, v in r.items()}
+
+
+def preflight_check(cfg: DictConfig) -> None:
+    prepare_eval(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
@@ -99,7 +122,7 @@ def main() -> None:
     import sys
 
     sys.argv += ["experiment_name=eval"] if not any(a.startswith("experiment_name=") for a in sys.argv) else []
-    hydra_entry_point(_hydra_main)
+    hydra_entry_point(_hydra_main, "train", preflight_check)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning import pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -25,8 +26,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
-from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point
-from alexnet_lit.config import plain
+from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.module import AlexNetModule
 
@@ -44,18 +45,35 @@ def best_checkpoint(trainer: pl.Trainer) -> ModelCheckpoint | None:
     return found[0] if found else None
 
 
+def make_trainer(cfg: DictConfig, callbacks: list[Any]) -> pl.Trainer:
+    """The Trainer of ``cfg.trainer``, without loggers (they start a W&B run: only once everything checks out).
+    Lightning's own checks on its arguments (accumulate_grad_batches=0, ...) become one-line errors."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(cfg.trainer, logger=False, callbacks=callbacks)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        raise ConfigError(f"trainer: {str(cause).splitlines()[0]}") from None
+    except (MisconfigurationException, ValueError, TypeError) as e:
+        raise ConfigError(f"trainer: {str(e).splitlines()[0]}") from None
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
-    check(cfg)
+    check_train(cfg)
     if cfg.seed is not None:
-        pl.seed_everything(cfg.seed, workers=True)
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
     container = plain(cfg)
     model = AlexNetModule(**container["model"])
     datamodule = AlexNetDataModule(**container["data"])
-    loggers = instantiate_all(cfg.logger)
+    callbacks = instantiate_all(cfg.callbacks)
+    trainer = make_trainer(cfg, callbacks)
+    if datamodule.source not in (Source.generated, Source.archives):  # those make their files in prepare_data
+        datamodule.check_training_images(trainer.world_size)
+    loggers = instantiate_all(cfg.logger)  # last: a W&B run starts here
+    trainer.loggers = loggers
     for lg in loggers:
         lg.log_hyperparams(container)
-    callbacks = instantiate_all(cfg.callbacks)
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -86,7 +104,7 @@ def _hydra_main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    hydra_entry_point(_hydra_main)
+    hydra_entry_point(_hydra_main, "train", check_train)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ training set per rank and epoch, and every evaluation image exactly once (EvalSh
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -23,9 +24,11 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Samp
 
 from alexnet_lit.config import DataConfig, Source, build, check_data, plain
 from alexnet_lit.data import sources
+from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.augment import eval_transform, train_transform
 from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.store import load_stats
+from alexnet_lit.signals import dataloader_worker_init
 
 
 def default_workers() -> int:
@@ -69,7 +72,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         self.num_workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         self.pin_memory = torch.cuda.is_available() if cfg.pin_memory is None else cfg.pin_memory
         self.persistent_workers, self.prefetch_factor = cfg.persistent_workers, cfg.prefetch_factor
-        self.generated, self.cache_dir = plain(cfg.generated), cfg.cache_dir
+        self.generated, self.cache_dir, self.skip_bad = plain(cfg.generated), cfg.cache_dir, cfg.skip_bad
         if stats is None and cfg.stats_path:
             stats = load_stats(cfg.stats_path)
         self.normalizer = Normalizer(cfg.normalize, cfg.pixel_max, cfg.mean, cfg.std, cfg.lighting, stats)
@@ -84,8 +87,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         sources.prepare(self.source, self.root, self.cache_dir, self.generated, self.download)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
+        """The splits the stage needs (testing a checkpoint needs no training set)."""
         prepared = self.source == Source.prepared
         transforms = {
             "train": train_transform(self.resize_size, self.crop_size, self.flip, prepared),
@@ -94,8 +96,24 @@ class AlexNetDataModule(pl.LightningDataModule):
         }
         if self.ten_crop:
             transforms["test_10crop"] = eval_transform(self.resize_size, self.crop_size, True, prepared)
-        self.datasets = sources.build(self.source, self.root, self.num_classes, transforms, self.cache_dir,
-                                      self.generated, self.download, self.custom_classes, self.resize_size)
+        if stage in ("test", "validate", "predict"):
+            transforms.pop("train")
+        todo = {k: t for k, t in transforms.items() if k not in self.datasets}
+        if todo:
+            self.datasets.update(sources.build(self.source, self.root, self.num_classes, todo, self.cache_dir,
+                                               self.generated, self.download, self.custom_classes, self.resize_size,
+                                               self.skip_bad))
+
+    def check_training_images(self, world_size: int = 1) -> None:
+        """At least one full batch per device (batches drop the remainder): otherwise fit would run no step and
+        test an untrained network. Lists the training set (setup), reads no image."""
+        self.setup("fit")
+        n = len(self.datasets["train"])
+        if n // world_size < self.batch_size:
+            where = f" per device ({world_size} devices)" if world_size > 1 else ""
+            raise MissingData(f"data.batch_size={self.batch_size} is more than the {n // world_size} training images"
+                              f"{where} in data.root={self.root}: no full batch, no training step; lower "
+                              f"data.batch_size")
 
     def _world(self) -> tuple[int, int]:
         return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
@@ -117,6 +135,8 @@ class AlexNetDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
+            collate_fn=sources.skip_bad_collate if self.skip_bad else None,
+            worker_init_fn=functools.partial(dataloader_worker_init, rank=rank),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -108,6 +108,9 @@ def ensure_generated(cache_dir: str | os.PathLike, classes: int, train_per_class
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700: a cache shared by a group must be readable by it
     counts = {}
     for split_idx, (split, per_class) in enumerate((("train", train_per_class), ("val", val_per_class))):
         for c, shape in enumerate(SHAPES[:classes]):

@@ -1,6 +1,7 @@
 """Raw images to a 256 px store, once: the paper's section 2 preprocessing, with training-set statistics.
 
-    alexnet-prepare source.root=/data/imagenet out_dir=/data/imagenet-256      # then data=imagenet_prepared
+    alexnet-prepare root=/data/imagenet out_dir=/data/imagenet-256      # then data=imagenet_prepared
+    alexnet-prepare root=/data/other out_dir=/data/imagenet-256 overwrite=true   # rebuild a store of another source
 
 Steps:
 1. List the split's files (``ROOT/<split>/<wnid>/*``) in sorted order and give each a row in a uint8 array
@@ -10,23 +11,34 @@ Steps:
    and take the central 256x256 square (section 2). EXIF orientation is ignored, as in torchvision's
    ImageFolder and the paper's pipeline: pixels are used as stored.
 3. Chunks of rows go to worker processes, which write their rows and return float64 sums for the statistics.
-4. The parent merges the sums and saves them with the set of finished chunks, atomically: an interrupted run
-   (Ctrl-C, SIGKILL) continues where it stopped and ends with the same bytes as an uninterrupted one.
+4. The parent merges the sums and saves them with the set of finished chunks, atomically, together with each
+   chunk's *identity*: a hash of its files' paths (relative to the root), sizes, modification times and labels.
+   An interrupted run (Ctrl-C, SIGTERM, SIGKILL) continues where it stopped and ends with the same bytes as an
+   uninterrupted one. On every run, a finished chunk whose files changed since (a bad file replaced, a file
+   added) is redone: its old rows are subtracted from the sums first. The sums hold integers (pixel values and
+   their products), exactly representable in float64 up to ImageNet's size, so subtracting and re-adding is
+   exact and the result equals a fresh prepare of the current tree byte for byte.
 5. At the end of the training split: the per-pixel mean image and the RGB covariance with its eigenvalues and
    eigenvectors (for PCA lighting, section 4.1), in float64 (``stats.npz``), and ``manifest.json`` with counts
-   per class and split, the source, the parameters and every skipped file with its reason.
+   per class (keyed by class folder, the wnid) and split, the source, the parameters and every skipped file with
+   its path and reason. ``.npz`` files are written with fixed zip timestamps, so equal contents are equal bytes.
 
-A file that cannot be decoded (truncated, empty, not an image) is listed with its path and reason; by default the
-run then exits non-zero without marking the store complete. ``skip_bad=true`` records such files in the manifest
-and leaves their rows out (label -1), so nothing is dropped silently.
+A store remembers its source folder: preparing a different ``root`` into the same ``out_dir`` is refused, naming
+both (``overwrite=true`` rebuilds it). Until a run ends, ``manifest.json`` says ``"complete": false`` and the data
+module refuses the folder. A file that cannot be decoded (truncated, empty, not an image) is listed with its path
+and reason; by default the run then exits non-zero without marking the store complete. ``skip_bad=true`` records
+such files in the manifest and leaves their rows out (label -1), so nothing is dropped silently.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import threading
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,19 +50,32 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from alexnet_lit.config import ConfigError
 from alexnet_lit.data.classes import class_index
 
 SIZE = 256
-VERSION = 1
+VERSION = 2  # 2: chunk identities in the progress state; skipped files as path + reason
 Image.MAX_IMAGE_PIXELS = 200_000_000  # ImageNet has images up to ~60 Mpx; PIL's default warns at 89 Mpx
 
 
 class BadImage(Exception):
-    pass
+    """An undecodable file: ``path`` and ``reason`` kept apart for the manifest."""
+
+    def __init__(self, message: str, path: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
+class StoreMismatch(ValueError):
+    """``out_dir`` holds a store made from another source folder."""
 
 
 class Interrupted(Exception):
-    pass
+    """Ctrl-C or SIGTERM during prepare, after the finished chunks were saved; ``signal`` is what stopped it."""
+
+    def __init__(self, message: str, signal: BaseException) -> None:
+        super().__init__(message)
+        self.signal = signal
 
 
 class SpeedColumn(ProgressColumn):
@@ -72,26 +97,50 @@ def load_square(path: str | os.PathLike, size: int = SIZE) -> np.ndarray:
             out = im.resize((size, size), Image.Resampling.BILINEAR, box=box)
             return np.asarray(out, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        reason = str(e) or type(e).__name__
-        raise BadImage(f"{path}: cannot decode ({type(e).__name__}: {reason})") from e
+        reason = f"cannot decode ({type(e).__name__}: {str(e) or type(e).__name__})"
+        raise BadImage(f"{path}: {reason}", str(path), reason) from e
 
 
-def list_split(root: Path, split: str, custom_classes: bool = False) -> tuple[list[str], list[int]]:
-    """Sorted (path, label) of ``root/split/<class>/*`` with canonical ILSVRC labels."""
+def list_split(root: Path, split: str, custom_classes: bool = False) -> tuple[list[str], list[int], list[str]]:
+    """Sorted (path, label, class folder name) of ``root/split/<class>/*`` with canonical ILSVRC labels."""
     base = root / split
     if not base.is_dir():
-        raise FileNotFoundError(f"{base} does not exist: source.root must hold {split}/<wnid>/ image folders")
+        raise ConfigError(f"{base} does not exist: root must hold {split}/<wnid>/ image folders")
     folders = sorted(p for p in base.iterdir() if p.is_dir())
     if not folders:
-        raise FileNotFoundError(f"{base} has no class folders: expected {split}/<wnid>/*.JPEG")
+        raise ConfigError(f"{base} has no class folders: expected {split}/<wnid>/*.JPEG")
     index = class_index(folders, custom_classes)
-    paths, labels = [], []
+    paths, labels, names = [], [], []
     for folder in folders:
         for f in sorted(folder.iterdir()):
             if f.is_file() and not f.name.startswith("."):
                 paths.append(str(f))
                 labels.append(index[folder.name])
-    return paths, labels
+                names.append(folder.name)
+    return paths, labels, names
+
+
+def chunk_identity(root: Path, paths: list[str], labels: list[int]) -> bytes:
+    """What a chunk was made from: each file's path below ``root``, size, modification time and label. A file
+    replaced in place, renamed, added or removed changes it (stat only: hashing contents would cost a second read
+    of every image)."""
+    h = hashlib.sha1()
+    for p, label in zip(paths, labels):
+        st = os.stat(p)
+        h.update(f"{os.path.relpath(p, root)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
+    return h.hexdigest().encode()
+
+
+def save_npz(path: Path, **arrays) -> None:
+    """``np.savez``, but atomic (temporary name in the same folder, then rename) and with fixed zip timestamps:
+    the same arrays give the same bytes on every run."""
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name, value in arrays.items():
+            with zf.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                         force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+    os.replace(tmp, path)
 
 
 @dataclass
@@ -102,7 +151,7 @@ class ChunkResult:
     sum_rgb: np.ndarray
     sum_outer: np.ndarray
     pixels: int
-    errors: list[str] = field(default_factory=list)
+    errors: list[list[str]] = field(default_factory=list)  # [path, reason] per undecodable file
 
 
 def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], with_stats: bool) -> ChunkResult:
@@ -114,7 +163,7 @@ def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], 
         try:
             img = load_square(p)
         except BadImage as e:
-            errors.append(str(e))
+            errors.append([e.path, e.reason])
             arr[start + i] = 0
             continue
         arr[start + i] = img
@@ -131,25 +180,26 @@ def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], 
 
 
 class SplitState:
-    """Finished chunks and the running sums, saved together atomically (np.savez to a temp name, then rename)."""
+    """Finished chunks, their identities and the running sums, saved together atomically (``save_npz``)."""
 
     def __init__(self, path: Path, n: int, chunks: int) -> None:
         self.path, self.n = path, n
         self.done = np.zeros(chunks, dtype=bool)
+        self.identity = np.zeros(chunks, dtype="S40")  # chunk_identity of each finished chunk
         self.valid = np.zeros(n, dtype=bool)
         self.sum_image = np.zeros((SIZE, SIZE, 3), np.float64)
         self.sum_rgb, self.sum_outer, self.pixels = np.zeros(3), np.zeros((3, 3)), 0
-        self.errors: dict[int, list[str]] = {}
+        self.errors: dict[int, list[list[str]]] = {}
         if path.exists():
             z = np.load(path, allow_pickle=False)
-            if z["done"].shape == self.done.shape and z["valid"].shape == self.valid.shape:
-                self.done, self.valid = z["done"].copy(), z["valid"].copy()
+            if "identity" in z.files and z["done"].shape == self.done.shape and z["valid"].shape == self.valid.shape:
+                self.done, self.identity, self.valid = z["done"].copy(), z["identity"].copy(), z["valid"].copy()
                 self.sum_image, self.sum_rgb, self.sum_outer = z["sum_image"], z["sum_rgb"], z["sum_outer"]
                 self.pixels = int(z["pixels"])
                 self.errors = {int(k): v for k, v in json.loads(str(z["errors"])).items()}
 
-    def merge(self, r: ChunkResult, start: int) -> None:
-        self.done[r.chunk] = True
+    def merge(self, r: ChunkResult, start: int, identity: bytes) -> None:
+        self.done[r.chunk], self.identity[r.chunk] = True, identity
         self.valid[start : start + len(r.valid)] = r.valid
         if r.sum_image is not None:
             self.sum_image += r.sum_image
@@ -159,19 +209,36 @@ class SplitState:
         if r.errors:
             self.errors[r.chunk] = r.errors
 
-    def save(self) -> None:
-        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
-        np.savez(tmp, done=self.done, valid=self.valid, sum_image=self.sum_image, sum_rgb=self.sum_rgb,
-                 sum_outer=self.sum_outer, pixels=self.pixels, errors=json.dumps(self.errors))
-        os.replace(tmp, self.path)
+    def undo(self, chunk: int, start: int, rows: np.ndarray, with_stats: bool) -> None:
+        """Forget a finished chunk whose files changed: subtract the rows it added to the sums (exact: integers)."""
+        valid = self.valid[start : start + len(rows)]
+        if with_stats and valid.any():
+            old = rows[valid].astype(np.float64)
+            flat = old.reshape(-1, 3)
+            self.sum_image -= old.sum(0)
+            self.sum_rgb -= flat.sum(0)
+            self.sum_outer -= flat.T @ flat
+            self.pixels -= flat.shape[0]
+        self.valid[start : start + len(rows)] = False
+        self.done[chunk], self.identity[chunk] = False, b""
+        self.errors.pop(chunk, None)
 
-    def all_errors(self) -> list[str]:
+    def save(self) -> None:
+        save_npz(self.path, done=self.done, identity=self.identity, valid=self.valid, sum_image=self.sum_image,
+                 sum_rgb=self.sum_rgb, sum_outer=self.sum_outer, pixels=self.pixels,
+                 errors=json.dumps({str(k): v for k, v in sorted(self.errors.items())}))
+
+    def all_errors(self) -> list[list[str]]:
         return [e for k in sorted(self.errors) for e in self.errors[k]]
 
 
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: a SIGKILLed parent cannot stop its workers, so each one watches for it to go
-    (measured: without this, every SIGKILLed run left its workers blocked forever, 420 MB each)."""
+    (measured: without this, every SIGKILLed run left its workers blocked forever, 420 MB each). Ctrl-C and
+    SIGTERM sent to the whole process group are the parent's to handle: it saves and stops the pool."""
+    from alexnet_lit.signals import ignore_in_worker
+
+    ignore_in_worker()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -187,36 +254,50 @@ def chunks_of(n: int, size: int) -> Iterator[tuple[int, int, int]]:
 
 
 def prepare_split(root: Path, out: Path, split: str, workers: int, chunk_size: int, custom_classes: bool,
-                  progress=None, save_every: float = 5.0) -> tuple[SplitState, list[str], list[int]]:
-    paths, labels = list_split(root, split, custom_classes)
+                  progress=None, save_every: float = 5.0) -> tuple[SplitState, list[str], list[int], list[str]]:
+    paths, labels, names = list_split(root, split, custom_classes)
     n = len(paths)
     store = out / f"{split}.u8"
-    if not store.exists() or store.stat().st_size != n * SIZE * SIZE * 3:
-        np.memmap(store, dtype=np.uint8, mode="w+", shape=(n, SIZE, SIZE, 3)).flush()
     plan = list(chunks_of(n, chunk_size))
-    state = SplitState(out / ".progress" / f"{split}.npz", n, len(plan))
+    state_path = out / ".progress" / f"{split}.npz"
+    if not store.exists() or store.stat().st_size != n * SIZE * SIZE * 3:  # new, or the file count changed
+        state_path.unlink(missing_ok=True)
+        np.memmap(store, dtype=np.uint8, mode="w+", shape=(n, SIZE, SIZE, 3)).flush()
+    state = SplitState(state_path, n, len(plan))
+    with_stats = split == "train"
+    identities = {c: chunk_identity(root, paths[s:e], labels[s:e]) for c, s, e in plan}
+    changed = [(c, s, e) for c, s, e in plan if state.done[c] and state.identity[c] != identities[c]]
+    if changed:  # files replaced, renamed or relabelled since those chunks were made: redo them
+        rows = np.memmap(store, dtype=np.uint8, mode="r", shape=(n, SIZE, SIZE, 3))
+        for c, s, e in changed:
+            state.undo(c, s, rows[s:e], with_stats)
+        del rows
+        state.save()
     todo = [(c, s, e) for c, s, e in plan if not state.done[c]]
     task = progress.add_task(split, total=n, completed=n - sum(e - s for _, s, e in todo)) if progress else None
-    with_stats = split == "train"
     last_save = time.monotonic()
     pool = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(process_chunk, str(store), n, c, s, paths[s:e], with_stats): s for c, s, e in todo}
+        futures = {pool.submit(process_chunk, str(store), n, c, s, paths[s:e], with_stats): (c, s)
+                   for c, s, e in todo}
         for fut in as_completed(futures):
             r = fut.result()
-            state.merge(r, futures[fut])
+            c, s = futures[fut]
+            state.merge(r, s, identities[c])
             if time.monotonic() - last_save >= save_every:
                 state.save()
                 last_save = time.monotonic()
             if progress:
                 progress.advance(task, len(r.valid))
-    except KeyboardInterrupt:  # Ctrl-C: keep what is finished, drop what is queued, let the caller say so
+    except BaseException as e:  # Ctrl-C, SIGTERM (see cli): keep what is finished, drop what is queued
         state.save()
         pool.shutdown(wait=False, cancel_futures=True)
-        raise Interrupted(f"{split}: {int(state.done.sum())} of {len(plan)} chunks done") from None
+        if isinstance(e, Exception):
+            raise
+        raise Interrupted(f"{split}: {int(state.done.sum())} of {len(plan)} chunks done", e) from None
     pool.shutdown()
     state.save()
-    return state, paths, labels
+    return state, paths, labels, names
 
 
 def statistics(state: SplitState) -> dict[str, np.ndarray]:
@@ -232,38 +313,83 @@ def statistics(state: SplitState) -> dict[str, np.ndarray]:
             "eigval": eigval[order], "eigvec": eigvec[:, order], "count": np.int64(count)}
 
 
+STORE_FILES = ("manifest.json", "stats.npz", "train.u8", "val.u8", "train_labels.npy", "val_labels.npy")
+
+
+def recorded_source(out: Path) -> str | None:
+    """The source folder a store (complete or not) in ``out`` was made from, or None."""
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        try:
+            return json.loads(manifest.read_text()).get("source")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return "an unreadable manifest.json"
+    if (out / ".progress").is_dir() and any((out / ".progress").iterdir()):
+        return "an unknown source (a store from an earlier version or without a manifest)"
+    return None
+
+
+def check_out_dir(out: Path, root: Path, overwrite: bool) -> bool:
+    """Refuse to mix two sources in one store (the CLI calls this before any work). True: ``out`` holds another
+    source's store that ``overwrite`` will replace."""
+    found = recorded_source(out)
+    if found is None or found == str(root):
+        return False
+    if not overwrite:
+        raise StoreMismatch(f"out_dir={out} holds a store of {found}, not of root={root}: choose another out_dir, "
+                            f"or add overwrite=true to rebuild it from {root}")
+    return True
+
+
+def claim(out: Path, root: Path, overwrite: bool) -> None:
+    """``check_out_dir``, then remove the other source's store files when overwriting."""
+    if not check_out_dir(out, root, overwrite):
+        return
+    for name in STORE_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / ".progress", ignore_errors=True)
+
+
 def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, splits: tuple[str, ...] = ("train", "val"),
             workers: int = 1, chunk_size: int = 256, skip_bad: bool = False, custom_classes: bool = False,
-            show_progress: bool = True, save_every: float = 5.0) -> dict:
-    """Prepare every split; returns the manifest. Raises BadImage listing every undecodable file unless skip_bad."""
-    root, out = Path(root).expanduser(), Path(out_dir).expanduser()
-    (out / ".progress").mkdir(parents=True, exist_ok=True)
+            show_progress: bool = True, save_every: float = 5.0, overwrite: bool = False) -> dict:
+    """Prepare every split; returns the manifest. Raises BadImage listing every undecodable file unless skip_bad,
+    StoreMismatch when ``out_dir`` holds a store of another source (unless ``overwrite``)."""
+    root, out = Path(root).expanduser().resolve(), Path(out_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(f"root={root}: no such folder (it must hold train/<wnid>/ and val/<wnid>/)")
+    out.mkdir(parents=True, exist_ok=True)
+    claim(out, root, overwrite)
+    (out / ".progress").mkdir(exist_ok=True)
     manifest_path = out / "manifest.json"
     params = {"size": SIZE, "resize": "shorter side to 256, central square (section 2)", "decoder": "PIL",
               "exif_orientation": "ignored", "version": VERSION, "skip_bad": skip_bad, "custom_classes": custom_classes}
     manifest: dict = {"source": str(root), "params": params, "splits": {}, "skipped": [], "complete": False}
+    manifest_path.write_text(json.dumps(manifest, indent=1))  # incomplete until the end: never read half-made
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), SpeedColumn(),
                TimeRemainingColumn()]
-    bad: list[str] = []
+    bad: list[list[str]] = []
     with Progress(*columns, disable=not show_progress) as progress:
         for split in splits:
-            state, paths, labels = prepare_split(root, out, split, workers, chunk_size, custom_classes, progress,
-                                                 save_every)
+            state, paths, labels, names = prepare_split(root, out, split, workers, chunk_size, custom_classes,
+                                                        progress, save_every)
             errors = state.all_errors()
             bad += errors
             label_arr = np.where(state.valid, np.asarray(labels, dtype=np.int64), -1)
             np.save(out / f"{split}_labels.npy", label_arr)
-            counts = Counter(int(x) for x in label_arr[label_arr >= 0])
+            counts = Counter(name for name, ok in zip(names, state.valid) if ok)
             manifest["splits"][split] = {"images": int(state.valid.sum()), "files": len(paths),
-                                         "per_class": {str(k): counts[k] for k in sorted(counts)}}
-            manifest["skipped"] += [{"split": split, "error": e} for e in errors]
-            if split == "train" and (skip_bad or not errors):
-                np.savez(out / "stats.npz", **statistics(state))
+                                         "per_class": {k: counts[k] for k in sorted(counts)}}
+            manifest["skipped"] += [{"split": split, "path": p, "reason": r} for p, r in errors]
+            if split == "train":
+                (out / "stats.npz").unlink(missing_ok=True)
+                if skip_bad or not errors:
+                    save_npz(out / "stats.npz", **statistics(state))
     if bad and not skip_bad:
         manifest_path.write_text(json.dumps(manifest, indent=1))
-        raise BadImage(f"{len(bad)} file(s) could not be decoded:\n  " + "\n  ".join(bad) +
-                       "\nFix or remove them, or run again with skip_bad=true to leave them out "
-                       "(they are then listed in manifest.json).")
+        raise BadImage(f"{len(bad)} file(s) could not be decoded:\n  " + "\n  ".join(f"{p}: {r}" for p, r in bad) +
+                       "\nFix or remove them and run the same command again (only their chunks are redone), or "
+                       "run it with skip_bad=true to leave them out (they are then listed in manifest.json).")
     manifest["complete"] = True
     manifest_path.write_text(json.dumps(manifest, indent=1))
     return manifest

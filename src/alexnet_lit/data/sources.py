@@ -14,16 +14,19 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from torchvision import datasets
 
+from alexnet_lit.config import Normalize, Source
 from alexnet_lit.data.classes import UnknownClassFolder, class_index
-from alexnet_lit.data.generated import ensure_generated
-from alexnet_lit.data.store import MissingStore, PreparedSplit
+from alexnet_lit.data.generated import dataset_dir, ensure_generated
+from alexnet_lit.data.store import MissingStore, PreparedSplit, check_store
 
 
 class MissingData(FileNotFoundError):
@@ -46,11 +49,23 @@ def rgb_loader(path: str, min_size: int = 256) -> Image.Image:
 
 
 class CanonicalImageFolder(datasets.ImageFolder):
-    """ImageFolder whose labels are ILSVRC indices (or sorted folder names for a custom set)."""
+    """ImageFolder whose labels are ILSVRC indices (or sorted folder names for a custom set). With ``skip_bad`` an
+    undecodable file is left out of its batch (``skip_bad_collate``) with a warning naming it, instead of ending
+    the run."""
 
-    def __init__(self, root: str, transform: Callable, custom_classes: bool, min_size: int) -> None:
-        self.custom_classes = custom_classes
+    def __init__(self, root: str, transform: Callable, custom_classes: bool, min_size: int,
+                 skip_bad: bool = False) -> None:
+        self.custom_classes, self.skip_bad = custom_classes, skip_bad
         super().__init__(root, transform=transform, loader=lambda p: rgb_loader(p, min_size))
+
+    def __getitem__(self, index: int) -> Any:
+        if not self.skip_bad:
+            return super().__getitem__(index)
+        try:
+            return super().__getitem__(index)
+        except DecodeError as e:
+            warnings.warn(f"data.skip_bad=true: leaving out {e}", stacklevel=1)
+            return None
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         folders = sorted(p for p in Path(directory).iterdir() if p.is_dir())
@@ -60,11 +75,17 @@ class CanonicalImageFolder(datasets.ImageFolder):
         return sorted(mapping, key=mapping.get), mapping
 
 
-def _folder(path: Path, transform: Callable, key: str, custom: bool, min_size: int) -> CanonicalImageFolder:
+def skip_bad_collate(samples: list) -> Any:
+    """default_collate over the samples that decoded (``data.skip_bad``: undecodable ones arrive as None)."""
+    return default_collate([s for s in samples if s is not None])
+
+
+def _folder(path: Path, transform: Callable, key: str, custom: bool, min_size: int,
+            skip_bad: bool = False) -> CanonicalImageFolder:
     if not path.is_dir():
         raise MissingData(f"{path} does not exist: {key} must hold train/<class>/ and val/<class>/ image folders")
     try:
-        return CanonicalImageFolder(str(path), transform, custom, min_size)
+        return CanonicalImageFolder(str(path), transform, custom, min_size, skip_bad)
     except UnknownClassFolder:
         raise
     except FileNotFoundError as e:  # torchvision's message names the folder but not the key
@@ -85,7 +106,7 @@ def unpack_archives(root: Path) -> None:
 
 def build(source: str, root: str | None, num_classes: int, transforms: dict[str, Callable], cache_dir: str,
           generated: dict, download: bool = False, custom_classes: bool = False,
-          resize_size: int = 256) -> dict[str, Dataset]:
+          resize_size: int = 256, skip_bad: bool = False) -> dict[str, Dataset]:
     """``transforms`` maps split name (train, val, test, test_10crop) to its transform."""
     eval_split = "val"
     if source == "generated":
@@ -109,7 +130,7 @@ def build(source: str, root: str | None, num_classes: int, transforms: dict[str,
     out = {}
     for split, t in transforms.items():
         path = base / ("train" if split == "train" else eval_split)
-        out[split] = _folder(path, t, key, custom, resize_size)
+        out[split] = _folder(path, t, key, custom, resize_size, skip_bad)
         top = max(out[split].class_to_idx.values())
         if top >= num_classes:
             raise MissingData(f"{path}: label {top} needs data.num_classes >= {top + 1} (it is {num_classes})")
@@ -125,3 +146,37 @@ def prepare(source: str, root: str | None, cache_dir: str, generated: dict, down
         datasets.CIFAR10(str(Path(root).expanduser()), train=False, download=True)
     elif source == "archives":
         unpack_archives(Path(root).expanduser())
+
+
+def check_source(d: Any, splits: tuple[str, ...] = ("train", "val")) -> None:
+    """Before any work: the folders and files the data config reads exist (data.root first, then the statistics),
+    and the cache for generated data can be written. Errors name the key and say what to do."""
+    from alexnet_lit.paths import check_writable
+
+    source = Source(d.source)
+    if source == Source.generated:
+        g = d.generated
+        made = dataset_dir(d.cache_dir, g.classes, g.train_per_class, g.val_per_class, g.image_size, g.seed)
+        if not (made / "manifest.json").is_file():
+            check_writable(d.cache_dir, "data.cache_dir ($ALEXNET_LIT_CACHE)")
+        return
+    root = Path(d.root).expanduser()
+    if source == Source.cifar10 and d.download:
+        return check_writable(root, "data.root")
+    if not root.is_dir():
+        raise MissingData(f"data.root={d.root}: no such folder; point data.root to the {source.value} data")
+    if source == Source.folder and (root / "manifest.json").is_file():
+        raise MissingData(f"data.root={d.root} is a store made by alexnet-prepare, not image folders: add "
+                          f"data=imagenet_prepared")
+    if source == Source.prepared:
+        for split in splits:
+            check_store(root, split)
+    elif source in (Source.folder, Source.cifar10):
+        for split in splits:
+            folder = root / ("test" if source == Source.cifar10 and split == "val" else split)
+            if not folder.is_dir():
+                raise MissingData(f"{folder} does not exist: data.root must hold {folder.name}/<class>/ image folders")
+    needs_stats = d.normalize == Normalize.mean_image or d.lighting.enabled
+    if needs_stats and d.stats_path and not Path(d.stats_path).expanduser().is_file():
+        raise MissingStore(f"data.stats_path={d.stats_path}: not found; the statistics come from alexnet-prepare, "
+                           f"which writes stats.npz into the store")

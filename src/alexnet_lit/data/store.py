@@ -27,7 +27,8 @@ def check_store(root: str | Path, split: str) -> Path:
     if not manifest.is_file():
         raise MissingStore(f"{manifest} not found: data.root must be a folder made by alexnet-prepare")
     if not json.loads(manifest.read_text()).get("complete"):
-        raise MissingStore(f"{root} is not a complete store (an interrupted or failed alexnet-prepare): run it again")
+        raise MissingStore(f"data.root={root} is not a complete store (an interrupted or failed alexnet-prepare): "
+                           f"run the same alexnet-prepare command again to finish it")
     if not (root / f"{split}.u8").is_file():
         raise MissingStore(f"{root / (split + '.u8')} not found: was the {split} split prepared?")
     return root

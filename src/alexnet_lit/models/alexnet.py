@@ -69,11 +69,10 @@ def feature_map_sizes(input_size: int, pool: Pool | str = Pool.overlap, conv1_pa
 
 
 def check(cfg: NetConfig) -> None:
-    """The network's geometry and ranges, the one place they are checked (entry points call it before any data
-    is read; ``AlexNet`` calls it too). Raises ConfigError naming the key."""
+    """The network's geometry, the one place it is checked (entry points call it before any data is read;
+    ``AlexNet`` calls it too). Each key's own range is its schema's (``ranged`` in config.py, checked by
+    ``build``). Raises ConfigError naming the key."""
     counts = kernel_counts(cfg.towers, cfg.width)
-    if cfg.width <= 0 or cfg.fc_units < 1:
-        raise ConfigError(f"model.width={cfg.width} and model.fc_units={cfg.fc_units} must be positive")
     if cfg.towers == Towers.two and any(c % 2 for c in counts):
         raise ConfigError(
             f"model.towers=two splits every conv layer across two towers, but model.width={cfg.width} gives kernel "
@@ -90,20 +89,13 @@ def check(cfg: NetConfig) -> None:
             f"would be {sizes['pool5']}x{sizes['pool5']}; use a crop of at least 63 px (raise data.resize_size and "
             f"data.crop_size; small images are upscaled)"
         )
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ConfigError(f"model.dropout={cfg.dropout}: must be in [0, 1); 0 disables dropout")
-    if cfg.lrn.size < 1 or cfg.lrn.alpha < 0 or cfg.lrn.beta < 0:
-        raise ConfigError(f"model.lrn: size={cfg.lrn.size} must be >= 1, alpha={cfg.lrn.alpha} and "
-                          f"beta={cfg.lrn.beta} >= 0")
-    if cfg.num_classes < 2 or cfg.in_channels < 1:
-        raise ConfigError(f"model.num_classes={cfg.num_classes} must be >= 2, model.in_channels >= 1")
 
 
 class AlexNet(nn.Module):
     def __init__(self, cfg: NetConfig | None = None, **kwargs: Any) -> None:
         """``cfg``, or NetConfig's keys as keyword arguments (checked against the schema)."""
         super().__init__()
-        cfg = build(NetConfig, kwargs, "model") if cfg is None else cfg
+        cfg = build(NetConfig, kwargs if cfg is None else cfg, "model")
         check(cfg)
         self.cfg = cfg
         self.towers, self.input_size, self.num_classes = Towers(cfg.towers), cfg.input_size, cfg.num_classes
