@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -18,73 +19,6 @@ from conftest import ROOT, TINY, run_cli
 
 FEW_STEPS = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
 DESCRIBE = shutil.which("alexnet-describe", path=str(Path(sys.executable).parent))
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("model.foo=1", "Key 'foo' not in 'ModelConfig'"),  # schema, at composition
-        ("experiment=nope", "error: experiment=nope: add a +, as in +experiment=nope"),  # the command line
-        ("model.width=0.3", "error: model.towers=two"),  # the network's geometry, before data
-    ],
-)
-def test_bad_overrides_fail_before_any_work(override, message, tmp_path):
-    """As a user meets them: a real process; one of each kind of check (the rest run in-process below)."""
-    cache = tmp_path / "cache"
-    proc = run_cli([override, *TINY], tmp_path, cache)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
-    assert message in out, out
-    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("metrics.csv"))
-    assert not cache.exists(), "data was generated although the config was invalid"
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("model.dropout=high", "model.dropout"),
-        ("model.towers=three", "expected one of [two, one_half, one]"),
-        ("+experiment=nope", "Could not find 'experiment/nope'"),
-        ("data.crop_size=80", "data.crop_size=80 is larger than data.resize_size=72"),
-        ("data.num_classes=7", "data.generated.classes=10 differs from data.num_classes=7"),
-        ("data.crop_size=48", "model.input_size=48 (data.crop_size) is too small"),
-        ("data.pixel_max=0", "data.pixel_max=0.0: the value of a white pixel must be positive"),
-        ("model.lrn.size=0", "model.lrn: size=0 must be >= 1"),
-    ],
-)
-def test_bad_values_fail_before_any_data(override, message, tmp_path):
-    from hydra.errors import ConfigCompositionException
-
-    from alexnet_lit.cli.train import run
-    from alexnet_lit.config import ConfigError
-    from conftest import compose_train
-
-    cache = tmp_path / "cache"
-    with pytest.raises((ConfigCompositionException, ConfigError)) as e:
-        run(compose_train([override, *TINY], tmp_path, cache))
-    assert message in f"{e.value} {e.value.__cause__}"
-    assert not cache.exists(), "data was generated although the config was invalid"
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [(["+experiment=paper", "data.root=nowhere"], "nowhere/stats.npz not found (data.stats_path)"),
-     (["+experiment=paper", "data.root=nowhere", "data.stats_path=null", "data.lighting.enabled=false",
-       "data.normalize=channel"], "nowhere/manifest.json not found: data.root must be a folder made by alexnet-prep"),
-     (["data=imagenet", "data.root=bad"], "bad/train/cats: not an ILSVRC-2012 wnid")],
-)
-def test_missing_or_wrong_imagenet_names_the_key(args, message, tmp_path):
-    (tmp_path / "bad" / "train" / "cats").mkdir(parents=True)
-    (tmp_path / "bad" / "val" / "cats").mkdir(parents=True)
-    proc = run_cli([*args, "logger=csv_only"], tmp_path, tmp_path)
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-
-
-def test_missing_imagenet_folder_names_the_key(tmp_path):
-    proc = run_cli(["data=imagenet", f"data.root={tmp_path}/nowhere", "logger=csv_only"], tmp_path, tmp_path)
-    assert proc.returncode == 2
-    assert f"{tmp_path}/nowhere/train does not exist: data.root" in proc.stderr
 
 
 @pytest.mark.skipif(DESCRIBE is None, reason="alexnet-describe is not installed (pip install -e .)")
@@ -283,3 +217,26 @@ def test_stuck_at_chance_stop_under_ddp_stops_every_rank(tmp_path, cache_dir):
     assert "STUCK AT CHANCE" in proc.stderr
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] <= 3 and state["epoch"] == 0  # stopped right after the check, not after 5 epochs
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_training_with_its_exit_code(sig, code, tmp_path, cache_dir):
+    """SIGTERM (a cluster's preemption) and Ctrl-C never look like a success: exit 143 / 130, and the W&B run
+    is marked failed (exit code 1), not finished."""
+    env = {**os.environ, "ALEXNET_LIT_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "train.py"), *TINY, "logger=default", "trainer.max_epochs=100", "test=false",
+           "model.scheduler.max_lr_reductions=null", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 180
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err[-3000:]
+    assert f"stopped by {signal.Signals(sig).name} (exit {code})" in err and "Traceback" not in err
+    summary = subprocess.run([str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--summary", "--json",
+                              str(next(run_dir.rglob("offline-run-*")))], capture_output=True, text=True, timeout=60)
+    state = json.loads(summary.stdout)
+    assert (state["state"], state["exit_code"]) == ("failed", 1)

@@ -191,6 +191,20 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
     for key in ("test/loss", "test/top1_err_10crop"):
         assert float([r[key] for r in rows if r.get(key)][0]) == pytest.approx(metrics[key], abs=1e-6), key
 
+    # a store holding only the validation split, named by data.root alone (no data= group): read as a store
+    val_only = tmp_path / "val_only"
+    val_only.mkdir()
+    for name in ("manifest.json", "stats.npz", "val.u8", "val_labels.npy"):
+        (val_only / name).symlink_to(store / "out" / name)
+    plain_eval = subprocess.run([exe, f"ckpt_path={best}", f"data.root={val_only}", "data.batch_size=4",
+                                 "logger=csv_only", f"hydra.run.dir={tmp_path}/e3"], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=300, env=env)
+    assert plain_eval.returncode == 0, plain_eval.stderr[-3000:]
+    with open(tmp_path / "e3" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert float([r["test/loss"] for r in rows if r.get("test/loss")][0]) == pytest.approx(metrics["test/loss"],
+                                                                                            abs=1e-6)
+
     from alexnet_lit.cli.eval import evaluate as evaluate_in_process
     from alexnet_lit.config import ConfigError
 

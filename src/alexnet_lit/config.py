@@ -346,7 +346,8 @@ register()
 def validate(cfg: DictConfig, stats_given: bool = False) -> None:
     """Checks across groups, before any data is touched (entry points call it through ``cli.check``).
     Raises ConfigError naming the keys. ``stats_given``: the training-set statistics come with a checkpoint."""
-    m, d = build(ModelConfig, plain(cfg.model), "model"), build(DataConfig, plain(cfg.data), "data")
+    d = build(DataConfig, plain(cfg.data), "data")  # data first: the model's num_classes follows it
+    m = build(ModelConfig, plain(cfg.model), "model")
     check_field(TrainConfig, "seed", cfg.seed, "seed")
     trainer = {k: v for k, v in plain(cfg.trainer).items() if k != "_target_"}
     check_ranges(TrainerConfig(**trainer), "trainer")

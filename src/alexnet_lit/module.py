@@ -57,6 +57,8 @@ class AlexNetModule(pl.LightningModule):
         self.save_hyperparameters(plain(self.cfg))
         self.net = AlexNet(self.cfg)
         self.num_classes = self.net.num_classes
+        # the model summary runs it through the network: real FLOPs and map sizes instead of "Total FLOPs: 0"
+        self.example_input_array = torch.zeros(1, self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
         self.optimizer_cfg, self.scheduler_cfg = self.cfg.optimizer, self.cfg.scheduler
         self.channels_last = self.cfg.channels_last
         self.input_contract: dict[str, Any] | None = None  # from the data module, or from a loaded checkpoint

@@ -15,6 +15,7 @@ Every entry point behaves the same way (``hydra_entry_point``):
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from alexnet_lit import config  # noqa: F401  (registers the structured-config schemas in Hydra's ConfigStore)
+from alexnet_lit.quiet import quiet
 from alexnet_lit.signals import Signalled, install_handlers
 
 
@@ -71,8 +73,7 @@ def one_line(e: BaseException) -> str:
     traceback; its last line is the message."""
     lines = [line for line in str(e).splitlines() if line.strip()]
     if len(lines) > 1 and "Original Traceback" in str(e):
-        last = lines[-1]
-        return last.split(": ", 1)[1] if last.split(": ", 1)[0].isidentifier() else last
+        return re.sub(r"^[\w.]+: ", "", lines[-1])  # "pkg.module.DecodeError: <message>"
     return "; ".join(line.strip() for line in lines) if lines else type(e).__name__
 
 
@@ -168,6 +169,7 @@ def hydra_entry_point(hydra_main, config_name: str = "train", checker=None) -> N
     if message := check_argv(sys.argv[1:]):
         fail(message)
     install_handlers()
+    quiet()
     try:
         preflight(config_name, sys.argv[1:], checker)
     except Signalled as s:
@@ -202,6 +204,34 @@ def checkpoint_bytes(cfg: DictConfig) -> int:
     with torch.device("meta"):
         params = sum(p.numel() for p in AlexNet(build(NetConfig, net_keys, "model")).parameters())
     return params * 4 * 2
+
+
+def world_size(trainer: DictConfig) -> int:
+    """Processes the Trainer config will start (devices x nodes), without starting anything."""
+    import torch
+
+    devices = trainer.devices
+    if isinstance(devices, str) and devices.lstrip("-").isdigit():
+        devices = int(devices)
+    if not isinstance(devices, int):
+        n = len(devices) if not isinstance(devices, str) else None
+    else:
+        n = devices if devices > 0 else None
+    if n is None:  # "auto" or -1: every GPU when the accelerator takes GPUs, else one CPU process
+        gpu = trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        n = torch.cuda.device_count() if gpu else 1
+    return n * int(trainer.num_nodes or 1)
+
+
+def preflight_train(cfg: DictConfig) -> None:
+    """train.py's preflight: ``check_train``, then the data set listed (no image read) to find a missing class
+    folder or fewer images than one batch per device before Hydra makes a run folder."""
+    from alexnet_lit.config import Source, plain
+    from alexnet_lit.data import AlexNetDataModule
+
+    check_train(cfg)
+    if cfg.data.source not in (Source.generated, Source.archives):  # those make their files in prepare_data
+        AlexNetDataModule(**plain(cfg.data)).check_training_images(world_size(cfg.trainer))
 
 
 def check_train(cfg: DictConfig) -> None:

@@ -51,7 +51,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     sys.argv += ["hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=none", "hydra/hydra_logging=none"]
-    hydra_entry_point(_hydra_main)
+    hydra_entry_point(_hydra_main, "train", check)
 
 
 if __name__ == "__main__":

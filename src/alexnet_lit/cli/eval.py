@@ -104,8 +104,10 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, flo
     trainer.loggers = loggers
     try:
         results = trainer.test(model, datamodule=datamodule)
-    finally:
-        finish(loggers)
+    except BaseException:
+        finish(loggers, failed=True)
+        raise
+    finish(loggers)
     return {k: float(v) for r in results for k, v in r.items()}
 
 

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
-from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_entry_point, preflight_train
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.module import AlexNetModule
@@ -87,15 +87,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
             path = best.best_model_path if best is not None else ""
             for result in trainer.test(model, datamodule=datamodule, ckpt_path=path or None, weights_only=True):
                 metrics.update({k: float(v) for k, v in result.items()})
-    finally:
-        wandb_runs.finish(loggers)
+    except BaseException:
+        wandb_runs.finish(loggers, failed=True)
+        raise
+    wandb_runs.finish(loggers, failed=trainer.interrupted)
     return metrics
 
 
-def sweeper_value(metrics: dict[str, float]) -> float:
+def sweeper_value(metrics: dict[str, float] | None) -> float:
     """What Hydra sweepers that optimise receive: the run's best val/top1_err (never the last epoch's, never
-    None); NaN when nothing was validated."""
-    return metrics.get(f"best/{MONITOR}", float("nan"))
+    None); NaN when nothing was validated or the job failed."""
+    return (metrics or {}).get(f"best/{MONITOR}", float("nan"))
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
@@ -104,7 +106,7 @@ def _hydra_main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    hydra_entry_point(_hydra_main, "train", check_train)
+    hydra_entry_point(_hydra_main, "train", preflight_train)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,8 @@ class AlexNetDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 -> float on the batch's device: PCA lighting (training only), then mean subtraction."""
+        if not isinstance(batch, (list, tuple)):  # the model summary's example input: already the network's input
+            return batch
         x, y = batch
         if self.source == Source.prepared:  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
             x = x.movedim(-1, -3)

@@ -1,0 +1,26 @@
+"""What a run prints: what a user needs and can act on, nothing else (entry points call ``quiet()`` first).
+
+Dropped, each measured on ``make train``'s output:
+- Lightning's advertising tips ("💡 Tip: ... litlogger / litmodels"), logged as INFO on every fit;
+- Lightning's own ``isinstance(treespec, LeafSpec)`` deprecation (its code, not ours; torch 2.14);
+- the model summary's "Precision bf16-mixed is not supported by the model summary" (it then counts fp32 sizes,
+  which is what the summary's MB column means for a bf16-mixed run anyway: the weights stay fp32).
+W&B's own banner and footer are silenced in ``loggers.py`` (its ``silent`` setting); the run folder and the sync
+command are printed once, at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("💡 Tip:")
+
+
+def quiet() -> None:
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
