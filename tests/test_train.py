@@ -183,7 +183,7 @@ def test_trainer_accepts_every_trainer_argument(override, tmp_path, cache_dir):
 
 def test_debug_fdr_runs_one_batch_of_each(tmp_path, cache_dir):
     small = ["data=generated", "data.generated.train_per_class=4", "data.generated.val_per_class=2",
-             "data.num_workers=0", "model.width=0.0625", "model.fc_units=32", "logger=csv_only",
+             "data.batch_size=16", "data.num_workers=0", "model.width=0.0625", "model.fc_units=32", "logger=csv_only",
              "callbacks.progress=null"]
     metrics = run(compose_train(["+debug=fdr", *TINY[1:], *small], tmp_path, cache_dir))
     assert {"test/top1_err", "test/top1_err_10crop"} <= set(metrics)

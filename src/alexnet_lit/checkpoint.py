@@ -34,7 +34,8 @@ def read(path: str, key: str = "ckpt_path") -> dict[str, Any]:
     except pickle.UnpicklingError as e:
         detail = next((line for line in str(e).splitlines() if "WeightsUnpickler error" in line), "unsafe objects")
         raise ConfigError(f"{key}={path} holds objects a safe load refuses ({detail.strip()}); alexnet-lit "
-                          f"checkpoints hold only tensors and plain values: was it written by another program?") from None
+                          f"checkpoints hold only tensors and plain values: was it written by another program?"
+                          ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise ConfigError(f"{key}={path} is not a readable checkpoint (truncated, or not a torch file: {reason}); "

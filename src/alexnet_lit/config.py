@@ -154,7 +154,7 @@ class NetConfig:
     dropout: float = ranged(0.5, 0, 1, hi_open=True)  # section 4.2, on the outputs of fc6 and fc7; 0 disables
     init: Init = Init.paper
     remove: list[int] = field(default_factory=list)  # section 7: [3] or [4] removes that middle conv layer
-    width: float = ranged(1.0, lo=0, lo_open=True)  # scales every conv layer's kernel count (small runs use the same code path)
+    width: float = ranged(1.0, lo=0, lo_open=True)  # scales every conv layer's kernel count (small runs, same code)
     fc_units: int = ranged(4096, lo=1)  # hidden units of fc6 and fc7
     conv1_padding: int | None = None  # None: 2 for 224 inputs, 0 for 227
     in_channels: int = ranged(3, lo=1)

@@ -67,4 +67,5 @@ class LineProgress(ProgressBar):
             return
         shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and "err" in k}
         if shown:
-            self._print(f"epoch {trainer.current_epoch + 1} " + " ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items())))
+            metrics = " ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
+            self._print(f"epoch {trainer.current_epoch + 1} {metrics}")

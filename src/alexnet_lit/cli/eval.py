@@ -27,8 +27,8 @@ from alexnet_lit.checkpoint import read as read_checkpoint
 from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.cli.train import instantiate_all, make_trainer
 from alexnet_lit.config import ConfigError, Source, plain
-from alexnet_lit.data.sources import check_source
 from alexnet_lit.data import AlexNetDataModule
+from alexnet_lit.data.sources import check_source
 from alexnet_lit.data.store import load_stats
 from alexnet_lit.loggers import command_line_overrides, finish
 from alexnet_lit.module import AlexNetModule, contract_differences

@@ -24,9 +24,9 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Samp
 
 from alexnet_lit.config import DataConfig, Source, build, check_data, plain
 from alexnet_lit.data import sources
-from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.augment import eval_transform, train_transform
 from alexnet_lit.data.lighting import Normalizer
+from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import load_stats
 from alexnet_lit.signals import dataloader_worker_init
 
