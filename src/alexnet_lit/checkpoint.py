@@ -1,4 +1,5 @@
-"""Reading a checkpoint the user names (``ckpt_path``): one clear error naming the file and what to do.
+"""Reading a checkpoint the user names (``ckpt_path``): one clear error naming the file and what to do; writing
+one so that a kill or a full disk during the write leaves the previous file intact (AtomicCheckpointIO).
 
     python train.py ckpt_path=logs/paper/runs/<time>/checkpoints/last.ckpt     # resume
     alexnet-eval ckpt_path=.../best-epoch042.ckpt                              # test
@@ -11,14 +12,83 @@ tensors are not read until used).
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from alexnet_lit.config import ConfigError, ModelConfig, NetConfig, build, plain
+from alexnet_lit.signals import RunFailed
+
+TEMPORARY = ".tmp-"  # .<name>.tmp-<pid>: a checkpoint being written, in the folder it is written to
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """A checkpoint is written to a temporary file in its own folder, synced, then renamed over the old one: a
+    rename within one file system is atomic, so a reader (or a resume after a kill) sees the old file or the new
+    one, never a part. Lightning's own writer stages the file in a temporary folder of its choosing and moves it,
+    which is a copy (not atomic) when the run folder is on another file system (NFS, Lustre, tmpfs) and leaks a
+    checkpoint-sized file on every kill."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}{TEMPORARY}{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as e:
+            tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise RunFailed(f"could not write {path} ({e.strerror or e}); the checkpoint that was there is intact: "
+                                f"free space in {path.parent} and resume with ckpt_path=last") from None
+            raise
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself survives a crash of the node
+        finally:
+            os.close(fd)
+
+
+def newest(dirpath: str | os.PathLike) -> str | None:
+    """The newest complete checkpoint in a folder (step.ckpt, last.ckpt, interrupted.ckpt, best-*.ckpt)."""
+    found = [p for p in Path(dirpath).glob("*.ckpt") if p.is_file()] if os.path.isdir(dirpath) else []
+    return str(max(found, key=lambda p: p.stat().st_mtime_ns)) if found else None
+
+
+def requeued() -> bool:
+    """A SLURM job started again (requeued after a time-limit warning or a preemption)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+
+
+def resume_path(ckpt_path: str | None, output_dir: str) -> str | None:
+    """What ``ckpt_path`` means for this run: ``last`` is the newest checkpoint of the run folder (absent: an
+    error naming the folder, never a fresh start); unset in a requeued SLURM job, the same if there is one."""
+    folder = Path(output_dir) / "checkpoints"
+    if ckpt_path == "last" or (ckpt_path is None and requeued()):
+        found = newest(folder)
+        if found is None and ckpt_path == "last":
+            runs = sorted(p.name for p in Path(output_dir).parent.glob("*") if (p / "checkpoints").is_dir())
+            listed = f" (runs with checkpoints there: {', '.join(runs[-5:])})" if runs else ""
+            raise ConfigError(f"ckpt_path=last: no checkpoint in {folder}; run_id=NAME names the run to resume"
+                              f"{listed}")
+        return found
+    return ckpt_path
+
+
+def remove_temporaries(dirpath: str) -> list[str]:
+    """Temporary files of writes that a kill interrupted (never complete checkpoints)."""
+    found = [str(p) for p in Path(dirpath).glob(f".*.ckpt{TEMPORARY}*")] if os.path.isdir(dirpath) else []
+    for p in found:
+        Path(p).unlink(missing_ok=True)
+    return found
 
 
 def read(path: str, key: str = "ckpt_path") -> dict[str, Any]:
@@ -54,10 +124,29 @@ def network_differences(state: dict[str, Any], model: Any) -> str:
     return ", ".join(f"model.{k}={saved.get(k)} (checkpoint) vs {now.get(k)} (now)" for k in keys)
 
 
-def check_resume(path: str, model: Any) -> dict[str, Any]:
-    """A checkpoint to resume from: readable, and of the network the config builds."""
+DATA_STATE = "AlexNetDataModule"  # where Lightning keeps the data module's state_dict (its class name)
+
+
+def saved_seed(state: dict[str, Any]) -> int | None:
+    seed = state.get(DATA_STATE, {}).get("seed")
+    return None if seed is None else int(seed)
+
+
+def check_resume(path: str, model: Any, seed: int | None = None) -> dict[str, Any]:
+    """A checkpoint to resume from: readable, of the network the config builds, with the same optimizer rule and
+    seed (other optimizer and schedule settings may change: AlexNetModule applies them and says so)."""
     state = read(path)
     if differences := network_differences(state, model):
         raise ConfigError(f"ckpt_path={path} holds a different network: {differences}; resume with the "
                           f"checkpoint's model settings")
+    saved_rule = state["hyper_parameters"].get("optimizer", {}).get("name")
+    rule = plain(model).get("optimizer", {}).get("name")
+    saved_rule, rule = getattr(saved_rule, "value", saved_rule), getattr(rule, "value", rule)
+    if saved_rule is not None and rule is not None and saved_rule != rule:
+        raise ConfigError(f"ckpt_path={path} was trained with model.optimizer.name={saved_rule}, not {rule}: the "
+                          f"two rules keep different momentum buffers; resume with model.optimizer.name={saved_rule}")
+    if seed is not None and saved_seed(state) not in (None, seed):
+        raise ConfigError(f"ckpt_path={path} was trained with seed={saved_seed(state)}, not {seed}: the data order "
+                          f"and the augmentation follow the seed, so an exact resume needs the same one; resume "
+                          f"with seed={saved_seed(state)} (or seed=null, which takes the checkpoint's)")
     return state

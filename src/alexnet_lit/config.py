@@ -238,6 +238,7 @@ class DataConfig:
     pin_memory: bool | None = None  # None: when CUDA is there
     persistent_workers: bool = True
     prefetch_factor: int | None = ranged(2, lo=1)
+    timeout: float = ranged(600.0, lo=0)  # seconds a batch may take before the run fails (0: wait forever)
     generated: GeneratedConfig = field(default_factory=GeneratedConfig)
     cache_dir: str = "${oc.env:ALEXNET_LIT_CACHE,${oc.env:HOME,.}/.cache/alexnet-lit}"  # generated data
 
@@ -282,7 +283,9 @@ class TrainConfig:
     project: str = "alexnet-lit"  # W&B project
     tags: list[str] = field(default_factory=list)
     seed: int | None = ranged(0, 0, 2**32 - 1)  # 0 included; None for no seeding (torch seeds are uint32)
-    ckpt_path: str | None = None  # a checkpoint to resume from (e.g. .../checkpoints/last.ckpt)
+    run_id: str | None = None  # the run folder's name under runs/ (null: the checkpoint's, SLURM's job, the time)
+    ckpt_path: str | None = None  # a checkpoint to resume from, or "last": the newest one of the run folder
+    checkpoint_every_n_steps: int | None = ranged(1000, lo=1)  # checkpoints/step.ckpt (null: per epoch only)
     test: bool = True  # after fit, test the best checkpoint on the centre crop and the 10-crop view
 
 

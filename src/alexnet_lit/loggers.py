@@ -10,6 +10,12 @@ group keeps its first 119 and replaces the rest by a hash of all of it (two swee
 group). Tags: the experiment and every override. Error metrics get min summaries, so W&B's run table shows the
 best epoch, not the last one.
 
+A run folder keeps its W&B run: the id is written to ``<run folder>/wandb/run_id`` on the first start and used
+again (``resume="allow"``, as W&B recommends) when the run resumes or is requeued, so a resume continues the same
+W&B run instead of starting a second one. Steps between the last checkpoint and a kill are logged again; Lightning
+plots every metric against ``trainer/global_step``, so they land on the same x values (offline, each start has
+its own folder under wandb/, with the same id: `wandb sync` them all).
+
 Online with a key but no network (a cluster node without internet), W&B would wait and then fail the run; we
 wait ``init_timeout`` seconds (logger.wandb.init_timeout), warn once, and continue offline. W&B's own banner and
 footer are silenced (``silent``); at the end the run folder and the sync command are printed once.
@@ -17,12 +23,17 @@ footer are silenced (``silent``); at the end the run folder and the sync command
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
+import secrets
+import string
 import sys
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 MIN_METRICS = ("val/top1_err", "val/top5_err", "val/loss", "test/top1_err", "test/top5_err",
                "test/top1_err_10crop", "test/top5_err_10crop")
@@ -75,7 +86,7 @@ def wandb_logger(project: str, experiment_name: str, save_dir: str, seed: int | 
     offline = should_run_offline() if offline is None else offline
     os.makedirs(save_dir, exist_ok=True)
     args = dict(project=project, group=group, name=f"{group}/seed{seed}" if seed is not None else group,
-                tags=[t[:64] for t in all_tags], save_dir=save_dir, **kwargs)
+                tags=[t[:64] for t in all_tags], save_dir=save_dir, id=run_id(save_dir), resume="allow", **kwargs)
     logger = _make(offline, init_timeout, **args)
     try:
         experiment = logger.experiment  # wandb.init: the network, online
@@ -89,6 +100,59 @@ def wandb_logger(project: str, experiment_name: str, save_dir: str, seed: int | 
     for name in MIN_METRICS:
         experiment.define_metric(name, summary="min")
     return logger
+
+
+def run_id(save_dir: str) -> str | None:
+    """The W&B id of this run folder: made on the first start, read back on a resume (rank 0 only: the others
+    log nothing and must not race it)."""
+    path = Path(save_dir) / "wandb" / "run_id"
+    if path.is_file():
+        return path.read_text().strip() or None
+    if rank_zero_only.rank != 0:
+        return None
+    new = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's own id form
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new + "\n")
+    return new
+
+
+def continue_csv(loggers: list[Any], step: int) -> None:
+    """A resume from global step ``step`` continues the run's CSV: rows of the steps after the checkpoint are
+    dropped (they are trained and logged again), the rest stays. Lightning's CSV writer deletes an existing
+    metrics.csv when it is made, so the rows are read first and written back, and the writer learns the columns
+    (else its first save, seeing "new" columns, would rewrite the file with only those)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    for lg in loggers:
+        if not isinstance(lg, CSVLogger):
+            continue
+        path = Path(lg.log_dir) / "metrics.csv"
+        drop_rows_after(path, step)
+        kept = path.read_bytes() if path.is_file() else None
+        writer = lg.experiment  # deletes metrics.csv
+        if kept:
+            path.write_bytes(kept)
+            writer.metrics_keys = sorted(next(csv.reader(kept.decode().splitlines()), []))
+
+
+def drop_rows_after(metrics_csv: str | os.PathLike, step: int) -> int:
+    """Remove the CSV rows of steps at or after global step ``step`` (Lightning logs a step's row with the
+    global step before its update, so a checkpoint at step G holds the rows 0 .. G-1); returns how many."""
+    path = Path(metrics_csv)
+    if not path.is_file():
+        return 0
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "step" not in rows[0]:
+        return 0
+    col = rows[0].index("step")
+    keep = [rows[0]] + [r for r in rows[1:] if not (r[col] and float(r[col]) >= step)]
+    if len(keep) < len(rows):
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            csv.writer(f).writerows(keep)  # "\r\n" rows, as Lightning's CSVLogger writes them
+        os.replace(tmp, path)
+    return len(rows) - len(keep)
 
 
 def finish(loggers: list[Any], failed: bool = False) -> None:

@@ -173,6 +173,7 @@ class AlexNetModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.lr_reductions = int(checkpoint.get("lr_reductions", 0))
+        self._resumed_hparams = checkpoint.get("hyper_parameters")
         self.input_contract = checkpoint.get("input_contract")
         current = self._datamodule_contract()
         if self.input_contract is not None and current is not None:  # resuming: the data must be prepared alike
@@ -180,6 +181,37 @@ class AlexNetModule(pl.LightningModule):
             if differences and self.trainer.state.fn == "fit":
                 raise ConfigError(f"the checkpoint was trained on inputs prepared differently: {differences}; "
                                   f"resume with the data settings it was trained with")
+
+    def on_train_start(self) -> None:
+        saved, self._resumed_hparams = getattr(self, "_resumed_hparams", None), None
+        if saved is not None:
+            self.apply_changed_settings(saved)
+
+    def apply_changed_settings(self, saved: dict[str, Any]) -> None:
+        """A resume restores the optimizer and the schedule as they were saved; settings given differently now are
+        applied on top (and said): the new lr keeps the reductions made so far (lr x factor^reductions)."""
+        old, new = saved.get("optimizer", {}), plain(self.optimizer_cfg)
+        old_s, new_s = saved.get("scheduler", {}), plain(self.scheduler_cfg)
+        changed = [f"model.optimizer.{k} {old.get(k)} -> {new[k]}" for k in
+                   ("lr", "momentum", "weight_decay", "bias_lr_mult", "bias_weight_decay") if old.get(k, new[k]) != new[k]]
+        changed += [f"model.scheduler.{k} {old_s.get(k)} -> {new_s[k]}" for k in ("factor", "patience", "threshold")
+                    if old_s.get(k, new_s[k]) != new_s[k]]
+        if not changed:
+            return
+        optimizer = self.trainer.optimizers[0]
+        for group in optimizer.param_groups:
+            bias = group.get("name") == "biases"
+            mult_old, mult_new = (old.get("bias_lr_mult", 1.0), new["bias_lr_mult"]) if bias else (1.0, 1.0)
+            before = old.get("lr", new["lr"]) * mult_old
+            group["lr"] = (group["lr"] / before if before else self.scheduler_cfg.factor**self.lr_reductions) * \
+                new["lr"] * mult_new
+            group["momentum"] = new["momentum"]
+            group["weight_decay"] = 0.0 if bias and not new["bias_weight_decay"] else new["weight_decay"]
+        plateau = self.trainer.lr_scheduler_configs[0].scheduler
+        plateau.factor, plateau.patience, plateau.threshold = new_s["factor"], new_s["patience"], new_s["threshold"]
+        lr = optimizer.param_groups[0]["lr"]
+        rank_zero_info(f"resumed with changed settings, applied: {'; '.join(changed)} (lr now {lr:g} after "
+                       f"{self.lr_reductions} reductions)")
 
     @property
     def chance_loss(self) -> float:

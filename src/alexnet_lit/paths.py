@@ -1,4 +1,9 @@
-"""Folders a run writes to: checked by a real probe before any work (paths.log_dir, data.cache_dir).
+"""Folders a run writes to: checked by a real probe before any work (paths.log_dir, data.cache_dir); the run folder
+a run (and its resume, its requeue) writes to.
+
+    python train.py run_id=baseline                       # logs/<experiment_name>/runs/baseline/
+    python train.py run_id=baseline ckpt_path=last        # the same folder, resumed from its newest checkpoint
+    python train.py ckpt_path=logs/paper/runs/X/checkpoints/step.ckpt   # resumes in logs/paper/runs/X/
 
 A real probe, not ``os.access``: root passes access checks even where the file system refuses writes (a
 read-only mount), and jobs on clusters often run as root in containers.
@@ -6,12 +11,46 @@ read-only mount), and jobs on clusters often run as root in containers.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from alexnet_lit.config import ConfigError
+
+
+def slurm_run_id() -> str | None:
+    """slurm-<job> (slurm-<array job>_<task> in an array): a requeued job keeps its id, so it finds its folder."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"slurm-{array}_{task}"
+    job = os.environ.get("SLURM_JOB_ID")
+    return f"slurm-{job}" if job else None
+
+
+@functools.cache
+def _started() -> str:  # once per process: preflight and Hydra resolve the run folder separately
+    return time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime()) + f"_{time.time_ns() // 1000 % 10**6:06d}"
+
+
+def run_folder(base: str, run_id: str | None, ckpt_path: str | None) -> str:
+    """``base/run_id``; else the folder of the checkpoint being resumed (``.../X/checkpoints/f.ckpt`` -> ``X``);
+    else ``base/slurm-<job>`` in a SLURM job; else ``base/<start time>``."""
+    if run_id:
+        return f"{base}/{run_id}"
+    if ckpt_path and ckpt_path != "last":
+        p = Path(ckpt_path).expanduser()
+        if p.is_file() and p.parent.name == "checkpoints":
+            return str(p.absolute().parent.parent)
+    return f"{base}/{slurm_run_id() or _started()}"
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("alexnet_run_folder", run_folder, replace=True)
 
 
 def check_writable(path: str | os.PathLike, key: str, need_bytes: int = 0) -> None:

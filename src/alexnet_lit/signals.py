@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM: one behaviour in every entry point and every worker process.
+"""Ctrl-C, SIGTERM and the cluster's requeue signals: one behaviour in every entry point and every worker process.
 
 The main process turns SIGINT and SIGTERM into a ``Signalled`` exception, raised in the main thread as Python
 raises KeyboardInterrupt, so ``finally`` blocks and Lightning's ``on_exception`` hooks run; the entry point then
@@ -6,12 +6,23 @@ exits 128 + the signal's number (130, 143). Lightning turns a KeyboardInterrupt 
 other exception, so Ctrl-C keeps its conventional code. Worker processes (DataLoader, prepare's pool) ignore both:
 a signal sent to the whole process group (a terminal's Ctrl-C, SLURM's SIGTERM) is the parent's to handle, which
 saves and shuts them down, instead of each worker dying mid-batch with a traceback of its own.
+
+While training, the handler only records the signal (``defer``): callbacks/stop.py ends the run at the next step
+boundary, after writing a checkpoint there, so that resuming from it is exact (a checkpoint taken at an arbitrary
+point of a step would hold an optimizer that has stepped and a loop that has not counted it). A second signal
+while one is pending stops at once. SIGUSR1 (``sbatch --signal=SIGUSR1@90``) and SIGUSR2 (submitit's) mean "time
+is nearly up": the same checkpoint, then the job is requeued.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+
+
+class RunFailed(RuntimeError):
+    """The run itself failed (diverged, a checkpoint could not be written): ``error:`` and exit 1, not 2 (2 is
+    for the user's input) and never 0."""
 
 
 class Signalled(BaseException):
@@ -24,18 +35,43 @@ class Signalled(BaseException):
         return 128 + self.signum
 
 
-def _raise_signalled(signum, frame) -> None:
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+REQUEUE = (signal.SIGUSR1, signal.SIGUSR2)
+_deferring = False
+pending: int | None = None  # a signal received while deferring, not acted on yet
+
+
+def _handle(signum, frame) -> None:
+    global pending
+    if _deferring and pending is None:
+        pending = signum
+        os.write(2, f"received {signal.Signals(signum).name}: stopping at the end of this step, after a checkpoint "
+                    f"(send it again to stop at once)\n".encode())  # os.write: a print here could re-enter a print
+        return
     raise Signalled(signum)
 
 
 def install_handlers() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_signalled)
+    """Ours, replacing any earlier ones (submitit's in a cluster job): one owner of every signal."""
+    for signum in HANDLED:
+        signal.signal(signum, _handle)
+
+
+def defer(on: bool) -> None:
+    """While on, a signal waits for ``pending_signal()``'s caller instead of interrupting the code it lands in."""
+    global _deferring, pending
+    _deferring = on
+    if on:
+        pending = None
+
+
+def pending_signal() -> int | None:
+    return pending
 
 
 def ignore_in_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in HANDLED:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def dataloader_worker_init(worker_id: int, rank: int = 0) -> None:

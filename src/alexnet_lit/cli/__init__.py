@@ -23,8 +23,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from alexnet_lit import config  # noqa: F401  (registers the structured-config schemas in Hydra's ConfigStore)
+from alexnet_lit.paths import register_resolvers
 from alexnet_lit.quiet import quiet
-from alexnet_lit.signals import Signalled, install_handlers
+from alexnet_lit.signals import RunFailed, Signalled, install_handlers
+
+register_resolvers()  # ${alexnet_run_folder:...} in conf/hydra/default.yaml, for preflight and Hydra alike
 
 
 def config_dir() -> str:
@@ -118,6 +121,9 @@ def exit_on_user_error(fn, *args):
             _SWEEP_FAILURES.append(f"sweep job {' '.join(overrides)}: {one_line(e)}")
             return None
         fail(one_line(e))
+    except RunFailed as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(1)
     except Signalled as s:
         print(f"stopped by {s} (exit {s.exit_code})", file=sys.stderr)
         sys.exit(s.exit_code)
@@ -236,7 +242,7 @@ def preflight_train(cfg: DictConfig) -> None:
 
 def check_train(cfg: DictConfig) -> None:
     """Everything train.py checks before it starts: the config, its files and folders, the checkpoint."""
-    from alexnet_lit.checkpoint import check_resume
+    from alexnet_lit.checkpoint import check_resume, resume_path
     from alexnet_lit.data.sources import check_source
     from alexnet_lit.paths import check_writable
 
@@ -245,5 +251,5 @@ def check_train(cfg: DictConfig) -> None:
     # best, last and a temporary copy while one is written, plus a margin for logs
     check_writable(cfg.paths.output_dir, "paths.output_dir (the run folder, in paths.log_dir)",
                    3 * checkpoint_bytes(cfg) + 64 * 2**20)
-    if cfg.ckpt_path:
-        check_resume(cfg.ckpt_path, cfg.model)
+    if path := resume_path(cfg.ckpt_path, cfg.paths.output_dir):
+        check_resume(path, cfg.model, cfg.seed)

@@ -5,16 +5,21 @@
     python train.py +experiment=no_lrn data.root=/data/imagenet-256
     python train.py -m +experiment=paper,no_lrn,tanh  # a sweep, one output folder per run
     python train.py +experiment=paper +debug=tiny     # the same code path, tiny and fast (debug=fdr: one batch)
-    python train.py ckpt_path=logs/.../checkpoints/last.ckpt   # resume
+    python train.py run_id=a checkpoint_every_n_steps=500   # logs/<experiment>/runs/a/, step.ckpt every 500 steps
+    python train.py run_id=a ckpt_path=last                 # resume run a from its newest checkpoint, exactly
+    python train.py ckpt_path=logs/.../checkpoints/step.ckpt    # resume that run, in its folder
 
-Steps: 1. compose and check the config (nothing is read before it passes); 2. seed; 3. instantiate the model,
-data, loggers, callbacks and trainer; 4. fit; 5. test the checkpoint that was best by val/top1_err on 1 and 10
-crops; 6. return the best val/top1_err to Hydra (sweepers that optimise read it).
+Steps: 1. compose and check the config (nothing is read before it passes); 2. the checkpoint to resume (if any)
+and the seed (the checkpoint's when resuming); 3. instantiate the model, data, loggers, callbacks and trainer;
+4. fit; 5. test the checkpoint that was best by val/top1_err on 1 and 10 crops; 6. return the best val/top1_err
+to Hydra (sweepers that optimise read it). A resumed run continues in its run folder: the same CSV (rows after
+the checkpoint's step are dropped, they are logged again), the same W&B run, the same best-checkpoint tracking.
 """
 
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 import hydra
@@ -22,10 +27,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning import pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
+from alexnet_lit.callbacks import StepSeed, StopSafely
+from alexnet_lit.checkpoint import AtomicCheckpointIO, read, remove_temporaries, resume_path, saved_seed
 from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_entry_point, preflight_train
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
@@ -45,37 +52,82 @@ def best_checkpoint(trainer: pl.Trainer) -> ModelCheckpoint | None:
     return found[0] if found else None
 
 
-def make_trainer(cfg: DictConfig, callbacks: list[Any]) -> pl.Trainer:
+def make_trainer(cfg: DictConfig, callbacks: list[Any], run_dir: str | None = None) -> pl.Trainer:
     """The Trainer of ``cfg.trainer``, without loggers (they start a W&B run: only once everything checks out).
-    Lightning's own checks on its arguments (accumulate_grad_batches=0, ...) become one-line errors."""
+    Lightning's own checks on its arguments (accumulate_grad_batches=0, ...) become one-line errors.
+
+    Also: checkpoints written atomically in their own folder (checkpoint.AtomicCheckpointIO); the run folder as
+    ``default_root_dir`` (nothing lands in the launch folder); and one owner of the signals: ours
+    (signals.py, callbacks/stop.py). Lightning's SLURM handler would checkpoint inside the signal handler, at any
+    point of a step (not exactly resumable), and its SIGTERM handler broadcasts from inside the handler, which
+    deadlocks when the ranks are elsewhere; so its registration is switched off and SLURM's auto-requeue too."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    extra = {"default_root_dir": cfg.trainer.get("default_root_dir") or run_dir}
     try:
-        return instantiate(cfg.trainer, logger=False, callbacks=callbacks)
+        trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, plugins=plugins, **extra)
     except InstantiationException as e:
         cause = e.__cause__ or e
         raise ConfigError(f"trainer: {str(cause).splitlines()[0]}") from None
     except (MisconfigurationException, ValueError, TypeError) as e:
         raise ConfigError(f"trainer: {str(e).splitlines()[0]}") from None
+    trainer._signal_connector.register_signal_handlers = lambda: None  # see above: ours stay in place
+    return trainer
+
+
+def run_seed(seed: int | None, state: dict | None) -> int:
+    """The run's seed: the config's, else the resumed checkpoint's, else a fresh one (printed, so it can be
+    given again). Seed 0 is a seed like any other."""
+    if seed is not None:
+        return int(seed)
+    if state is not None and (saved := saved_seed(state)) is not None:
+        return saved
+    seed = random.SystemRandom().randrange(2**32)
+    rank_zero_info(f"seed={seed} (drawn: pass seed={seed} to repeat this run)")
+    return seed
+
+
+def extra_callbacks(cfg: DictConfig, seed: int, checkpoints: str) -> list[Any]:
+    """What an exact, safe run needs whatever the callbacks group says: per-step dropout seeds, the safe stop,
+    and the step checkpoint (``checkpoint_every_n_steps``)."""
+    out: list[Any] = [StepSeed(seed), StopSafely(checkpoints)]
+    if cfg.checkpoint_every_n_steps:
+        out.append(ModelCheckpoint(dirpath=checkpoints, filename="step", monitor=None, save_top_k=1,
+                                   every_n_train_steps=cfg.checkpoint_every_n_steps, enable_version_counter=False))
+    return out
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     check_train(cfg)
-    if cfg.seed is not None:
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = str(cfg.paths.output_dir)
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    ckpt = resume_path(cfg.ckpt_path, run_dir)
+    state = read(ckpt) if ckpt else None
+    seed = run_seed(cfg.seed, state)
+    pl.seed_everything(seed, workers=True, verbose=False)  # the initial weights; the rest is keyed (order.py)
     container = plain(cfg)
     model = AlexNetModule(**container["model"])
-    datamodule = AlexNetDataModule(**container["data"])
-    callbacks = instantiate_all(cfg.callbacks)
-    trainer = make_trainer(cfg, callbacks)
+    datamodule = AlexNetDataModule(**container["data"], seed=seed)
+    callbacks = instantiate_all(cfg.callbacks) + extra_callbacks(cfg, seed, checkpoints)
+    trainer = make_trainer(cfg, callbacks, run_dir)
     if datamodule.source not in (Source.generated, Source.archives):  # those make their files in prepare_data
         datamodule.check_training_images(trainer.world_size)
-    loggers = instantiate_all(cfg.logger)  # last: a W&B run starts here
+    if rank_zero_only.rank == 0:  # (the trainer knows its rank only once fit has launched the processes)
+        remove_temporaries(checkpoints)  # writes a kill interrupted; the checkpoints themselves are whole
+        if state is not None:
+            rank_zero_info(f"resuming from {ckpt} (epoch {state['epoch']}, step {state['global_step']})")
+    loggers = instantiate_all(cfg.logger)  # last: a W&B run starts (or resumes) here
     trainer.loggers = loggers
+    if state is not None and rank_zero_only.rank == 0:
+        wandb_runs.continue_csv(loggers, int(state["global_step"]))
     for lg in loggers:
         lg.log_hyperparams(container)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = best_checkpoint(trainer)
         if best is not None and best.best_model_score is not None:

@@ -10,6 +10,10 @@ Workers produce uint8 crops; ``on_after_batch_transfer`` turns the batch into no
 (the GPU when there is one). The test loaders are the centre crop and, with ``data.ten_crop=true``, the 10-crop
 view; the module logs them under different names. Under DDP the module shards itself: a distinct part of the
 training set per rank and epoch, and every evaluation image exactly once (EvalShardSampler).
+
+The training order and every random number of a sample's augmentation are functions of (seed, epoch, position)
+(order.py): the number of workers does not change them, and a checkpoint records how far the epoch got
+(``state_dict``), so a resumed run sees exactly the images and crops the uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from typing import Any
 
 import torch
 from lightning import pytorch as pl
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
 from alexnet_lit.config import DataConfig, Source, build, check_data, plain
 from alexnet_lit.data import sources
 from alexnet_lit.data.augment import eval_transform, train_transform
 from alexnet_lit.data.lighting import Normalizer
+from alexnet_lit.data.order import EpochOrder, Seeded
 from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import load_stats
 from alexnet_lit.signals import dataloader_worker_init
@@ -56,11 +61,14 @@ class EvalShardSampler(Sampler[int]):
 
 
 class AlexNetDataModule(pl.LightningDataModule):
-    def __init__(self, cfg: DataConfig | None = None, stats: dict | None = None, **kwargs: Any) -> None:
+    def __init__(self, cfg: DataConfig | None = None, stats: dict | None = None, seed: int = 0,
+                 **kwargs: Any) -> None:
         """``cfg``, or DataConfig's keys as keyword arguments (checked against the schema, which holds every
         default). ``stats`` (mean image, eigenvectors) replaces reading ``stats_path``: a checkpoint's input
-        contract brings its own (``alexnet-eval``)."""
+        contract brings its own (``alexnet-eval``). ``seed``: the run's seed, for the training order (order.py)."""
         super().__init__()
+        self.seed = seed
+        self.resume_from: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
         cfg = build(DataConfig, kwargs, "data") if cfg is None else cfg
         check_data(cfg, stats_given=stats is not None)
         self.cfg = cfg
@@ -72,6 +80,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         self.num_workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         self.pin_memory = torch.cuda.is_available() if cfg.pin_memory is None else cfg.pin_memory
         self.persistent_workers, self.prefetch_factor = cfg.persistent_workers, cfg.prefetch_factor
+        self.timeout = cfg.timeout
         self.generated, self.cache_dir, self.skip_bad = plain(cfg.generated), cfg.cache_dir, cfg.skip_bad
         if stats is None and cfg.stats_path:
             stats = load_stats(cfg.stats_path)
@@ -121,11 +130,16 @@ class AlexNetDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool, batch_size: int | None = None) -> DataLoader:
         dataset, workers = self.datasets[split], self.num_workers
         rank, world = self._world()
-        if world > 1:  # the data module shards; the trainer's use_distributed_sampler is off (conf/trainer)
-            sampler = (DistributedSampler(dataset, world, rank, shuffle=True, drop_last=True) if train
-                       else EvalShardSampler(len(dataset), rank, world))
+        # the data module shards itself; the trainer's use_distributed_sampler is off (conf/trainer)
+        if train:
+            sampler: Sampler = EpochOrder(len(dataset), self.seed, rank, world)
+            dataset = Seeded(dataset)
+            if self.resume_from is not None:
+                epoch, batches = self.resume_from
+                sampler.resume_at(epoch, batches * (batch_size or self.batch_size))
+                self.resume_from = None
         else:
-            sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
+            sampler = EvalShardSampler(len(dataset), rank, world) if world > 1 else SequentialSampler(dataset)
         return DataLoader(
             dataset,
             batch_size=batch_size or self.batch_size,
@@ -135,6 +149,7 @@ class AlexNetDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
+            timeout=self.timeout if workers > 0 else 0,  # a stuck worker fails the run instead of hanging it
             collate_fn=sources.skip_bad_collate if self.skip_bad else None,
             worker_init_fn=functools.partial(dataloader_worker_init, rank=rank),
         )
@@ -151,15 +166,31 @@ class AlexNetDataModule(pl.LightningDataModule):
             loaders.append(self._loader("test_10crop", False, max(1, self.batch_size // 10)))
         return loaders
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training order is (in every checkpoint): the epoch and the batches of it done."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":
+            return {"seed": self.seed}
+        epoch, done = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= trainer.num_training_batches:  # saved at the epoch's end: a resume starts the next one (Lightning
+            epoch, done = epoch + 1, 0            # makes that epoch's iterator before it calls set_epoch)
+        return {"seed": self.seed, "epoch": epoch, "batches": done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "epoch" in state:
+            self.resume_from = (int(state["epoch"]), int(state["batches"]))
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 -> float on the batch's device: PCA lighting (training only), then mean subtraction."""
+        """uint8 -> float on the batch's device: PCA lighting (training only, with each sample's own draws), then
+        mean subtraction."""
         if not isinstance(batch, (list, tuple)):  # the model summary's example input: already the network's input
             return batch
-        x, y = batch
+        x, y, *rest = batch
+        lighting_z = rest[0] if rest else None
         if self.source == Source.prepared:  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
             x = x.movedim(-1, -3)
         if x.dtype == torch.uint8:
             self.normalizer.to(x.device)
             training = self.trainer is not None and self.trainer.training
-            x = self.normalizer(x, train=training)
+            x = self.normalizer(x, train=training, lighting_z=lighting_z)
         return x, y

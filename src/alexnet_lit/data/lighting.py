@@ -21,11 +21,15 @@ from alexnet_lit.config import LightingConfig, LightingMagnitude, Normalize
 
 
 def lighting_shift(batch: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float,
-                   magnitude: LightingMagnitude | str, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-image RGB shifts (batch, 3) on the [0, 1] scale; eigval/eigvec from the [0, 255] statistics."""
+                   magnitude: LightingMagnitude | str, generator: torch.Generator | None = None,
+                   z: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image RGB shifts (batch, 3) on the [0, 1] scale; eigval/eigvec from the [0, 255] statistics. ``z``:
+    the images' standard normal draws (batch, 3), made per sample by data/order.py; drawn here when absent."""
     lam = eigval / 255.0**2  # eigenvalues of the covariance of [0, 1] pixels
     lam = lam.clamp_min(0).sqrt() if magnitude == LightingMagnitude.sqrt_eigenvalue else lam
-    alpha = torch.randn(batch, 3, generator=generator, device=eigval.device, dtype=eigval.dtype) * std
+    if z is None:
+        z = torch.randn(batch, 3, generator=generator, device=eigval.device, dtype=eigval.dtype)
+    alpha = z.to(eigval.device, eigval.dtype) * std
     return (alpha * lam) @ eigvec.T  # sum_i alpha_i lam_i p_i, p_i the columns of eigvec
 
 
@@ -59,10 +63,11 @@ class Normalizer(torch.nn.Module):
             self.register_buffer("eigval", torch.as_tensor(stats["eigval"], dtype=torch.float32), persistent=False)
             self.register_buffer("eigvec", torch.as_tensor(stats["eigvec"], dtype=torch.float32), persistent=False)
 
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, train: bool, lighting_z: torch.Tensor | None = None) -> torch.Tensor:
         x = x.to(torch.float32).mul_(self.scale)  # in place from here: each pass over the batch costs
         if train and self.lighting.enabled:
-            shift = lighting_shift(x.shape[0], self.eigval, self.eigvec, self.lighting.std, self.lighting.magnitude)
+            shift = lighting_shift(x.shape[0], self.eigval, self.eigvec, self.lighting.std, self.lighting.magnitude,
+                                   z=lighting_z)
             x.add_(shift.mul_(self.pixel_max).view(-1, 3, *([1] * (x.ndim - 2))))
         if self.normalize == Normalize.mean_image:
             return x.sub_(self.centre_mean(*x.shape[-2:]))
