@@ -30,6 +30,7 @@ from alexnet_lit.data.classes import link_flat_sample
 from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.prepare import prepare
 from alexnet_lit.data.store import PreparedSplit, load_stats
+from alexnet_lit.machine import cpu_name
 
 DATA = DataConfig()  # the schema's defaults: torchvision's channel mean/std, the paper's 255 pixel scale
 IMAGENET_MEAN, IMAGENET_STD = DATA.mean, DATA.std
@@ -88,7 +89,7 @@ def main() -> None:
         our_rate = timed(loader_pass, args.seconds)
         float_rate = timed(float_pass, args.seconds)
         both = 1 / (1 / our_rate + 1 / float_rate)
-    cpu = os.environ.get("BENCH_CPU_NAME") or _cpu_name()
+    cpu = os.environ.get("BENCH_CPU_NAME") or cpu_name()
     print(f"images: {n} real ILSVRC-2012 JPEGs from {args.images}; cpu: {cpu}; 1 process, 1 torch thread")
     print(f"reference (ImageFolder + PIL, Resize/RandomCrop/Flip/ToTensor/Normalize): {ref_rate:8.0f} images/s/core")
     print(f"ours, loader (prepared store, random crop + flip on uint8, batches of 128): {our_rate:8.0f} images/s/core")
@@ -97,16 +98,6 @@ def main() -> None:
     print(f"prepare (decode + 256 px store, 1 worker):                               {prepare_rate:8.0f} images/s/core")
     print(f"speedup_incl_float_on_cpu={both / ref_rate:.1f}")
     print(f"speedup_vs_reference={our_rate / ref_rate:.1f}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

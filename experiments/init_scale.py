@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.data.classes import link_flat_sample
 from alexnet_lit.data.prepare import prepare
+from alexnet_lit.machine import cpu_name
 from alexnet_lit.module import AlexNetModule
 
 
@@ -50,8 +50,8 @@ def train(store: Path, pixel_max: float, init: str, steps: int, batch: int) -> d
     optimizer = model.configure_optimizers()["optimizer"]
     losses, out = [], {}
     while len(losses) < steps:
-        for x, y in dm.train_dataloader():
-            x = dm.normalizer(x.movedim(-1, -3), train=True)  # what on_after_batch_transfer does in training
+        for x, y, z in dm.train_dataloader():
+            x = dm.normalizer(x.movedim(-1, -3), train=True, lighting_z=z)  # on_after_batch_transfer in training
             if not losses:
                 out["input_min"], out["input_max"] = x.min().item(), x.max().item()
                 out["lrn_mean"], out["lrn_p99"], out["k"] = lrn1_term(model.eval(), x)
@@ -65,13 +65,6 @@ def train(store: Path, pixel_max: float, init: str, steps: int, batch: int) -> d
                 break
     out["loss_start"], out["loss_end"] = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     return out
-
-
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("model name")] \
-        if info.is_file() else []
-    return names[0] if names else (platform.processor() or platform.machine())
 
 
 def main() -> None:

@@ -72,9 +72,10 @@ def test_datamodule_batches_and_ten_crop_view(tmp_path):
                            num_workers=0, generated={**SMALL, "seed": 0}, cache_dir=str(tmp_path), pixel_max=1)
     dm.prepare_data()
     dm.setup("fit")
-    x, y = next(iter(dm.train_dataloader()))
+    x, y, z = next(iter(dm.train_dataloader()))
     assert x.dtype == torch.uint8 and x.shape == (4, 3, 64, 64)  # workers stay uint8
-    xf, _ = dm.on_after_batch_transfer((x, y), 0)
+    assert z.shape == (4, 3) and z.dtype == torch.float32  # each sample's PCA-lighting draws (order.py)
+    xf, _ = dm.on_after_batch_transfer((x, y, z), 0)
     assert xf.dtype == torch.float32 and abs(xf.mean().item()) < 2
     center, ten = dm.test_dataloader()
     xc, _ = next(iter(center))

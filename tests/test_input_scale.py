@@ -35,8 +35,8 @@ def first_training_batch(store, tmp_path, overrides: list[str]):
     torch.manual_seed(0)
     dm = AlexNetDataModule(**container["data"])
     dm.setup("fit")
-    x, _ = next(iter(dm.train_dataloader()))
-    return dm.normalizer(x.movedim(-1, -3), train=True), AlexNetModule(**container["model"])
+    x, _, z = next(iter(dm.train_dataloader()))
+    return dm.normalizer(x.movedim(-1, -3), train=True, lighting_z=z), AlexNetModule(**container["model"])
 
 
 def lrn1_term(model: AlexNetModule, x: torch.Tensor) -> torch.Tensor:

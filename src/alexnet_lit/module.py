@@ -167,6 +167,10 @@ class AlexNetModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lr_reductions"] = self.lr_reductions
+        if self._trainer is not None and self.trainer.world_size == 1 and self.trainer.state.fn == "fit":
+            done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            if done < self.trainer.num_training_batches:  # mid-epoch: the epoch's train/top-k so far (see below)
+                checkpoint["train_metrics"] = {name: metric_state(m) for name, m in self.train_metrics.items()}
         contract = self._datamodule_contract() or self.input_contract
         if contract is not None:  # crop, pixel scale, normalization and its statistics (alexnet-eval uses them)
             checkpoint["input_contract"] = contract
@@ -174,6 +178,16 @@ class AlexNetModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.lr_reductions = int(checkpoint.get("lr_reductions", 0))
         self._resumed_hparams = checkpoint.get("hyper_parameters")
+        # one process: a resumed epoch's train/top1_err covers the whole epoch. Under DDP each rank has its own
+        # counts and only rank 0's would be saved, so there it covers the part of the epoch after the resume.
+        saved = checkpoint.get("train_metrics")
+        if saved and self._trainer is not None and self.trainer.world_size == 1:
+            for name, m in self.train_metrics.items():
+                if name in saved:
+                    m.persistent(True)
+                    m.load_state_dict(saved[name])
+                    m.persistent(False)
+            self.train_metrics.to(self.device)
         self.input_contract = checkpoint.get("input_contract")
         current = self._datamodule_contract()
         if self.input_contract is not None and current is not None:  # resuming: the data must be prepared alike
@@ -192,8 +206,8 @@ class AlexNetModule(pl.LightningModule):
         applied on top (and said): the new lr keeps the reductions made so far (lr x factor^reductions)."""
         old, new = saved.get("optimizer", {}), plain(self.optimizer_cfg)
         old_s, new_s = saved.get("scheduler", {}), plain(self.scheduler_cfg)
-        changed = [f"model.optimizer.{k} {old.get(k)} -> {new[k]}" for k in
-                   ("lr", "momentum", "weight_decay", "bias_lr_mult", "bias_weight_decay") if old.get(k, new[k]) != new[k]]
+        keys = ("lr", "momentum", "weight_decay", "bias_lr_mult", "bias_weight_decay")
+        changed = [f"model.optimizer.{k} {old.get(k)} -> {new[k]}" for k in keys if old.get(k, new[k]) != new[k]]
         changed += [f"model.scheduler.{k} {old_s.get(k)} -> {new_s[k]}" for k in ("factor", "patience", "threshold")
                     if old_s.get(k, new_s[k]) != new_s[k]]
         if not changed:
@@ -216,6 +230,14 @@ class AlexNetModule(pl.LightningModule):
     @property
     def chance_loss(self) -> float:
         return math.log(self.num_classes)
+
+
+def metric_state(metric: Any) -> dict[str, torch.Tensor]:
+    """A torchmetrics metric's accumulated state as plain tensors (a weights_only checkpoint holds it)."""
+    metric.persistent(True)
+    state = {k: v.detach().cpu().clone() for k, v in metric.state_dict().items()}
+    metric.persistent(False)
+    return state
 
 
 def contract_differences(saved: dict[str, Any], current: dict[str, Any]) -> str:

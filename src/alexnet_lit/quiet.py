@@ -25,8 +25,11 @@ class _DropTips(logging.Filter):
         return not str(record.getMessage()).startswith("💡 Tip:")
 
 
+_TIPS = _DropTips()
+
+
 def quiet() -> None:
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_TIPS)  # once, however often called
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")

@@ -42,7 +42,8 @@ class StuckAtChance(pl.Callback):
         if step < self.after_steps:
             return
         self.checked = True
-        mean = trainer.strategy.reduce(torch.stack(list(self.losses)).float().mean(), reduce_op="mean")
+        window = torch.stack([loss.to(pl_module.device).float() for loss in self.losses])
+        mean = trainer.strategy.reduce(window.mean(), reduce_op="mean")
         mean = float(mean)  # the one host sync
         chance = math.log(pl_module.num_classes)
         if abs(mean - chance) <= self.margin * chance:
@@ -59,7 +60,11 @@ class StuckAtChance(pl.Callback):
                 trainer.should_stop = True
 
     def state_dict(self) -> dict:
-        return {"checked": self.checked}
+        """The decision and the window so far (a resume inside the window decides on the same losses)."""
+        window = torch.stack([loss.detach().float().cpu() for loss in self.losses]) if self.losses else torch.zeros(0)
+        return {"checked": self.checked, "window": window}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.checked = bool(state_dict.get("checked", False))
+        self.losses.clear()
+        self.losses.extend(state_dict.get("window", torch.zeros(0)).unbind(0))

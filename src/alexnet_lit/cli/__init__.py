@@ -113,6 +113,8 @@ def exit_on_user_error(fn, *args):
     """Run ``fn(*args)``; a user error prints ``error: ...`` (no traceback) and exits 2 (in a sweep: recorded and
     reported at the end); a signal exits 128 + its number."""
     output_dir, sweeping, overrides = _hydra_state()
+    install_handlers()  # again: a job of a launcher (submitit's) runs in a process of its own, with its handlers
+    quiet()
     try:
         return fn(*args)
     except user_errors() as e:
