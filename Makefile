@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint describe clean bench-data
+.PHONY: install train test lint describe clean bench-data check-resume
 
 install: $(STAMP)
 
@@ -32,3 +32,6 @@ clean:
 
 bench-data: install
 	$(PY) experiments/bench_data.py
+
+check-resume: install
+	$(PY) experiments/resume_check.py

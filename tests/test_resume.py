@@ -187,22 +187,25 @@ def finite(path: Path) -> bool:
     return all(torch.isfinite(t).all() for t in state["state_dict"].values())
 
 
-def test_a_diverging_run_stops_with_an_error_and_keeps_its_good_checkpoints(tmp_path, cache_dir):
-    """Epoch 0 trains normally; resumed with lr=1e6 (a changed setting: applied, and said), the loss is NaN within
-    a step or two: exit 1, one error line naming the step and the last good checkpoint, no checkpoint of
-    non-finite weights, and last.ckpt of epoch 0 untouched."""
+@pytest.mark.parametrize("check_every", [1, 50])
+def test_a_diverging_run_stops_with_an_error_and_keeps_its_good_checkpoints(check_every, tmp_path, cache_dir):
+    """Epoch 0 trains normally; resumed with lr=1e6 (a changed setting: applied, and said), the loss goes NaN:
+    exit 1, one error line naming the step and the last good checkpoint, no checkpoint of non-finite weights, and
+    last.ckpt of epoch 0 untouched. Checked every step, or every 50 (then the check before each checkpoint write,
+    every step here, is what stops it)."""
     first = train(tmp_path, cache_dir, ["run_id=d", "trainer.max_epochs=1", "checkpoint_every_n_steps=null"])
     assert first.returncode == 0, first.stderr[-3000:]
     folder = run_folder(tmp_path, "d")
     last = folder / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
     diverged = train(tmp_path, cache_dir, ["run_id=d", "ckpt_path=last", "model.optimizer.lr=1e6",
-                                           "checkpoint_every_n_steps=1"])
+                                           "checkpoint_every_n_steps=1", f"trainer.log_every_n_steps={check_every}"])
     assert diverged.returncode == 1, diverged.stderr[-3000:]
     assert "resumed with changed settings, applied: model.optimizer.lr 0.01 -> 1000000.0" in diverged.stderr
     errors = [line for line in diverged.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in diverged.stderr
     assert errors[0].startswith("error: train/loss is not finite at step ")
+    assert ("refusing to write a checkpoint of it" in errors[0]) == (check_every > 1)
     good = errors[0].split("the last good checkpoint is ")[1].split(": resume it with ckpt_path=last")[0]
     assert Path(good).parent == last.parent and finite(Path(good))
     assert last.read_bytes() == before
@@ -374,3 +377,32 @@ def test_in_a_submitit_job_our_handler_owns_the_timeout_signal(killer, tmp_path,
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "77"]
     saved = list((tmp_path / "logs" / "multiruns").glob("*/0_default/checkpoints/interrupted.ckpt"))
     assert len(saved) == 1 and torch.load(saved[0], weights_only=True)["global_step"] == 11
+
+
+def test_the_trainer_writes_atomically_into_the_run_folder_and_leaves_signals_to_us(tmp_path):
+    import signal as signals_module
+
+    from alexnet_lit.checkpoint import AtomicCheckpointIO
+    from alexnet_lit.cli.train import make_trainer
+    from alexnet_lit.signals import install_handlers
+    from conftest import compose_train
+
+    cfg = compose_train([*TINY], tmp_path / "run", tmp_path / "cache")
+    trainer = make_trainer(cfg, [], str(tmp_path / "run"))
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    assert trainer.default_root_dir == str(tmp_path / "run")
+    install_handlers()
+    ours = signals_module.getsignal(signals_module.SIGTERM)
+    trainer._signal_connector.register_signal_handlers()  # what Trainer._run calls
+    assert signals_module.getsignal(signals_module.SIGTERM) is ours
+
+
+def test_the_stuck_at_chance_window_survives_a_checkpoint():
+    """A resume inside the window decides on the same losses as the uninterrupted run."""
+    from alexnet_lit.callbacks import StuckAtChance
+
+    before = StuckAtChance(after_steps=10, window=4, margin=0.02, stop=False)
+    before.losses.extend(torch.tensor([2.30, 2.29, 2.31]).unbind(0))
+    after = StuckAtChance(after_steps=10, window=4, margin=0.02, stop=False)
+    after.load_state_dict(before.state_dict())
+    assert [float(v) for v in after.losses] == [float(v) for v in before.losses] and not after.checked

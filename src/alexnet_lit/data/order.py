@@ -79,8 +79,9 @@ class Seeded(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, item: tuple[int, int]) -> Any:
-        index, seed = item
+    def __getitem__(self, item: tuple[int, int] | int) -> Any:
+        # a plain index comes from a sampler Lightning substituted (trainer.overfit_batches): seeded by the index
+        index, seed = item if isinstance(item, tuple) else (int(item), derive_seed("sample", int(item)))
         torch.default_generator.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
