@@ -43,6 +43,14 @@ class KillAt(pl.Callback):
         if trainer.global_step == self.step and not self.sent:
             self.sent = True
             os.kill(os.getpid(), getattr(signal, self.sig))
+
+class SignalInValidation(pl.Callback):
+    '''SIGTERM after the first validation batch of epoch ``epoch`` (not the sanity check).'''
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking and trainer.current_epoch == self.epoch and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
 """
 
 
@@ -134,6 +142,30 @@ def test_killed_and_resumed_equals_uninterrupted(workers, kill_step, sig, exit_c
     with open(folder / "csv" / "metrics.csv") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
     assert steps == sorted(set(steps))  # one CSV, each logged step once
+
+
+def test_a_signal_during_validation_checkpoints_there_and_resumes_exactly(uninterrupted, killer, tmp_path,
+                                                                          cache_dir):
+    """The signal waits for the validation to finish and for the next training step (a checkpoint taken inside a
+    validation would resume without it)."""
+    args = ["run_id=v", "data.num_workers=2"]
+    first = train(tmp_path, cache_dir, [*args, "+callbacks.kill._target_=killer.SignalInValidation",
+                                        "+callbacks.kill.epoch=0"], env=killer)
+    assert first.returncode == 143, first.stderr[-3000:]
+    saved = torch.load(run_folder(tmp_path, "v") / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert saved["global_step"] == STEPS_PER_EPOCH + 1
+    resumed = train(tmp_path, cache_dir, [*args, "ckpt_path=last"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(uninterrupted[2], run_folder(tmp_path, "v"))
+
+
+def test_a_fresh_start_into_a_run_folder_with_checkpoints_is_refused(tmp_path, cache_dir):
+    first = train(tmp_path, cache_dir, ["run_id=x", "trainer.max_epochs=1"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = train(tmp_path, cache_dir, ["run_id=x", "trainer.max_epochs=1"])
+    assert again.returncode == 2
+    assert again.stderr.startswith(f"error: the run folder {run_folder(tmp_path, 'x')} already holds ")
+    assert "resume it with ckpt_path=last, or start a new run with another run_id" in again.stderr
 
 
 def test_ckpt_path_last_without_a_checkpoint_is_an_error_naming_the_folder(tmp_path, cache_dir):
@@ -301,7 +333,7 @@ def test_ddp_sigterm_to_one_rank_checkpoints_once_and_every_rank_exits_143(kille
     proc = train(tmp_path, cache_dir, [*DDP, "run_id=t", "trainer.max_epochs=5", *kill], env=killer, timeout=240)
     assert proc.returncode == 143, proc.stderr[-3000:]
     assert proc.stderr.count("stopped by SIGTERM (exit 143)") == 2, proc.stderr[-3000:]
-    assert proc.stderr.count("SIGTERM: saved ") == 1
+    assert proc.stderr.count("SIGTERM: saved ") == 1 and "Traceback" not in proc.stderr
     state = torch.load(run_folder(tmp_path, "t") / "checkpoints" / "interrupted.ckpt", weights_only=True)
     assert state["global_step"] == 3
 
@@ -406,3 +438,11 @@ def test_the_stuck_at_chance_window_survives_a_checkpoint():
     after = StuckAtChance(after_steps=10, window=4, margin=0.02, stop=False)
     after.load_state_dict(before.state_dict())
     assert [float(v) for v in after.losses] == [float(v) for v in before.losses] and not after.checked
+
+
+def test_ddp_divergence_stops_every_rank_with_the_error(tmp_path, cache_dir):
+    proc = train(tmp_path, cache_dir, [*DDP, "run_id=n", "model.optimizer.lr=1e6"], timeout=240)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: train/loss is not finite")]
+    assert len(errors) == 2, proc.stderr[-3000:]  # rank 0 and rank 1, at the same step
+    assert len({line.split(" (checked")[0] for line in errors}) == 1

@@ -42,7 +42,8 @@ class StuckAtChance(pl.Callback):
         if step < self.after_steps:
             return
         self.checked = True
-        window = torch.stack([loss.to(pl_module.device).float() for loss in self.losses])
+        device = loss.device  # entries restored from a checkpoint are on the CPU
+        window = torch.stack([past.to(device).float() for past in self.losses])
         mean = trainer.strategy.reduce(window.mean(), reduce_op="mean")
         mean = float(mean)  # the one host sync
         chance = math.log(pl_module.num_classes)

@@ -12,7 +12,10 @@ Steps, at the end of every training batch:
    the same decision at the same step (a rank that stopped alone would leave the others waiting in the next
    all-reduce). On one process a pending signal is acted on at the very next step.
 3. A signal: save ``interrupted.ckpt`` (every rank takes part, rank 0 writes), requeue if it was SLURM's
-   warning, raise ``Signalled`` (the entry point exits 128 + the signal's number).
+   warning, raise ``Signalled`` (the entry point exits 128 + the signal's number). A signal during validation
+   waits for the end of the next training step: Lightning 2.6 resumes a checkpoint taken mid-validation
+   without rerunning that validation (measured: the epoch's val row and plateau step were lost), so the run
+   finishes the validation, writes its epoch's checkpoints, and stops one step later.
 4. Non-finite: raise ``Diverged`` naming the step and the last good checkpoint; the entry point exits 1.
 Before any checkpoint is written (``on_save_checkpoint``) the weights and the flag are checked, so a divergence
 between two checks still never reaches a file: the best and last good checkpoints stay as they were.
@@ -98,13 +101,6 @@ class StopSafely(pl.Callback):
         if signum:
             self._stop(trainer, signum)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        # one process only: under DDP the ranks may run different numbers of validation batches (every image
-        # once), so no collective can be placed here; the next training step decides
-        if trainer.state.fn == "fit" and not trainer.sanity_checking and trainer.world_size == 1:
-            if signum := signals.pending_signal():
-                self._stop(trainer, signum)
-
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         """Refuse non-finite weights; write out what the loggers hold (the CSV then has every row up to the
         checkpoint when the checkpoint exists: a resume drops the rows after it, and none are missing)."""
@@ -144,7 +140,7 @@ class StopSafely(pl.Callback):
     def _stop(self, trainer: pl.Trainer, signum: int) -> None:
         path = os.path.join(self.dirpath, "interrupted.ckpt")
         signals.defer(False)  # a further signal during the save stops at once
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole training state, to resume from
         if trainer.is_global_zero:
             print(f"{signal.Signals(signum).name}: saved {path} at step {trainer.global_step}; resume with "
                   f"ckpt_path=last run_id={os.path.basename(os.path.dirname(self.dirpath))}", file=sys.stderr)

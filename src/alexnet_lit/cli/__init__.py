@@ -86,6 +86,7 @@ def fail(message: str) -> None:
 
 
 _SWEEP_FAILURES: list[str] = []
+_SWEEP_RUN_FAILED: list[bool] = []  # a job failed in its run (exit 1), not by its input (exit 2)
 
 
 def _hydra_state() -> tuple[str | None, bool, list[str]]:
@@ -124,11 +125,33 @@ def exit_on_user_error(fn, *args):
             return None
         fail(one_line(e))
     except RunFailed as e:
+        if sweeping:  # the other jobs go on; the sweep exits 1 at the end
+            _SWEEP_FAILURES.append(f"sweep job {' '.join(overrides)} failed: {one_line(e)}")
+            _SWEEP_RUN_FAILED.append(True)
+            return None
         print(f"error: {one_line(e)}", file=sys.stderr)
+        stop_worker_processes()
         sys.exit(1)
     except Signalled as s:
         print(f"stopped by {s} (exit {s.exit_code})", file=sys.stderr)
+        stop_worker_processes()
         sys.exit(s.exit_code)
+
+
+def stop_worker_processes() -> None:
+    """DataLoader workers of an iterator cut short (a signal during validation: the iterator stays referenced by
+    the exception) wait for work forever, and the interpreter's exit would wait for them; they ignore SIGTERM
+    (signals.py), so they are killed. Only this process's multiprocessing children: DDP ranks are not among them."""
+    import multiprocessing
+    import signal
+
+    children = multiprocessing.active_children()
+    if children:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # torch's handler would raise for each worker killed here
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join(timeout=5)
 
 
 def preflight(config_name: str, argv: list[str], checker) -> None:
@@ -183,11 +206,12 @@ def hydra_entry_point(hydra_main, config_name: str = "train", checker=None) -> N
     except Signalled as s:
         sys.exit(s.exit_code)
     _SWEEP_FAILURES.clear()
+    _SWEEP_RUN_FAILED.clear()
     hydra_main()
     if _SWEEP_FAILURES:
         for line in _SWEEP_FAILURES:
             print(f"error: {line}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(1 if _SWEEP_RUN_FAILED else 2)
 
 
 # --- checks that need no work: config (config.validate, models.alexnet.check) and the file system --------------
@@ -244,7 +268,8 @@ def preflight_train(cfg: DictConfig) -> None:
 
 def check_train(cfg: DictConfig) -> None:
     """Everything train.py checks before it starts: the config, its files and folders, the checkpoint."""
-    from alexnet_lit.checkpoint import check_resume, resume_path
+    from alexnet_lit.checkpoint import check_resume, newest, resume_path
+    from alexnet_lit.config import ConfigError
     from alexnet_lit.data.sources import check_source
     from alexnet_lit.paths import check_writable
 
@@ -255,3 +280,6 @@ def check_train(cfg: DictConfig) -> None:
                    3 * checkpoint_bytes(cfg) + 64 * 2**20)
     if path := resume_path(cfg.ckpt_path, cfg.paths.output_dir):
         check_resume(path, cfg.model, cfg.seed)
+    elif found := newest(Path(cfg.paths.output_dir) / "checkpoints"):  # a fresh start would overwrite a run
+        raise ConfigError(f"the run folder {cfg.paths.output_dir} already holds {found}: resume it with "
+                          f"ckpt_path=last, or start a new run with another run_id")
