@@ -444,5 +444,5 @@ def test_ddp_divergence_stops_every_rank_with_the_error(tmp_path, cache_dir):
     proc = train(tmp_path, cache_dir, [*DDP, "run_id=n", "model.optimizer.lr=1e6"], timeout=240)
     assert proc.returncode == 1, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: train/loss is not finite")]
-    assert len(errors) == 2, proc.stderr[-3000:]  # rank 0 and rank 1, at the same step
+    assert len(errors) == 2, proc.stderr[-3000:]  # rank 0 and rank 1, each its own line, at the same step
     assert len({line.split(" (checked")[0] for line in errors}) == 1

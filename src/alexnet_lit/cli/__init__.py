@@ -80,8 +80,14 @@ def one_line(e: BaseException) -> str:
     return "; ".join(line.strip() for line in lines) if lines else type(e).__name__
 
 
+def say(line: str) -> None:
+    """One line on stderr in one write: DDP ranks share the stream, and print's separate newline interleaves."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    say(f"error: {message}")
     sys.exit(2)
 
 
@@ -129,11 +135,11 @@ def exit_on_user_error(fn, *args):
             _SWEEP_FAILURES.append(f"sweep job {' '.join(overrides)} failed: {one_line(e)}")
             _SWEEP_RUN_FAILED.append(True)
             return None
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        say(f"error: {one_line(e)}")
         stop_worker_processes()
         sys.exit(1)
     except Signalled as s:
-        print(f"stopped by {s} (exit {s.exit_code})", file=sys.stderr)
+        say(f"stopped by {s} (exit {s.exit_code})")
         stop_worker_processes()
         sys.exit(s.exit_code)
 
@@ -210,7 +216,7 @@ def hydra_entry_point(hydra_main, config_name: str = "train", checker=None) -> N
     hydra_main()
     if _SWEEP_FAILURES:
         for line in _SWEEP_FAILURES:
-            print(f"error: {line}", file=sys.stderr)
+            say(f"error: {line}")
         sys.exit(1 if _SWEEP_RUN_FAILED else 2)
 
 
