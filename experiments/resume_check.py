@@ -1,13 +1,15 @@
 """Check exact resume as a user would, and time a full-size checkpoint write.
 
     python experiments/resume_check.py                       # run A; run B SIGKILLed mid-epoch, resumed; compare
+    python experiments/resume_check.py run +experiment=quickstart trainer.max_epochs=2 checkpoint_every_n_steps=10
     python experiments/resume_check.py compare A.ckpt B.ckpt  # every tensor of two checkpoints (exit 1 if any differs)
     python experiments/resume_check.py write-time            # the full-size model's checkpoint: bytes and seconds
     make check-resume                                        # the first one
 
 The kill comes from outside, at whatever moment the process has reached once a step checkpoint of the second
-epoch exists: SIGKILL, no warning, as a lost node. Tiny config (conf/debug/tiny.yaml), 3 epochs of 7 steps, a step
-checkpoint every 2 steps, 2 workers; the two runs go to logs/resume-check/{a,b}.
+epoch exists: SIGKILL, no warning, as a lost node. Default: the tiny config (conf/debug/tiny.yaml), 3 epochs of 7
+steps, a step checkpoint every 2 steps, 2 workers; `run OVERRIDES` checks any other config (it needs at least two
+epochs and step checkpoints within the second). The two runs go to logs/resume-check/runs/{a,b}.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = ["+debug=tiny", "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=3", "test=false",
-       "checkpoint_every_n_steps=2", "data.num_workers=2", "experiment_name=resume-check"]
-STEPS_PER_EPOCH = 7
+TINY = ["+debug=tiny", "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=3",
+        "checkpoint_every_n_steps=2", "data.num_workers=2"]
+FIXED = ["test=false", "experiment_name=resume-check"]
 
 
 def compare(a: str, b: str) -> int:
@@ -43,30 +45,31 @@ def compare(a: str, b: str) -> int:
     return 0 if same else 1
 
 
-def train(run_id: str, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, str(ROOT / "train.py"), *RUN, f"run_id={run_id}", *extra]
+def train(config: list[str], run_id: str, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, str(ROOT / "train.py"), *config, *FIXED, f"run_id={run_id}", *extra]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def check() -> int:
+def check(config: list[str]) -> int:
     runs = ROOT / "logs" / "resume-check" / "runs"
     shutil.rmtree(runs, ignore_errors=True)
-    a = train("a")
-    b = train("b")
+    a = train(config, "a")
+    b = train(config, "b")
     step = runs / "b" / "checkpoints" / "step.ckpt"
     killed_at = None
     while b.poll() is None:
-        if step.is_file() and torch.load(step, weights_only=True)["global_step"] > STEPS_PER_EPOCH + 1:
+        if step.is_file() and (state := torch.load(step, weights_only=True))["epoch"] >= 1:
             b.send_signal(signal.SIGKILL)
             b.wait()
-            killed_at = torch.load(step, weights_only=True)["global_step"]
+            killed_at = state["global_step"]
             break
         time.sleep(0.01)
     if killed_at is None:
-        print("run b ended before it could be killed mid-epoch; run again", file=sys.stderr)
+        print("run b ended before a step checkpoint of its second epoch; more epochs or more frequent "
+              "checkpoint_every_n_steps", file=sys.stderr)
         return 2
-    print(f"run b SIGKILLed after its step checkpoint at step {killed_at} (epoch 1 of 0..2); resuming")
-    resumed = train("b", "ckpt_path=last")
+    print(f"run b SIGKILLed after its step checkpoint at step {killed_at} (epoch 1); resuming")
+    resumed = train(config, "b", "ckpt_path=last")
     for name, proc in (("a", a), ("b resumed", resumed)):
         if proc.wait() != 0:
             print(f"run {name} failed:\n{proc.stderr.read()[-2000:]}", file=sys.stderr)
@@ -106,6 +109,8 @@ if __name__ == "__main__":
     if args == ["write-time"]:
         sys.exit(write_time())
     if not args:
-        sys.exit(check())
-    print("error: usage: resume_check.py [compare A.ckpt B.ckpt | write-time]", file=sys.stderr)
+        sys.exit(check(TINY))
+    if args[:1] == ["run"] and len(args) > 1:
+        sys.exit(check(args[1:]))
+    print("error: usage: resume_check.py [run OVERRIDES... | compare A.ckpt B.ckpt | write-time]", file=sys.stderr)
     sys.exit(2)
