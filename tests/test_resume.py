@@ -446,3 +446,15 @@ def test_ddp_divergence_stops_every_rank_with_the_error(tmp_path, cache_dir):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: train/loss is not finite")]
     assert len(errors) == 2, proc.stderr[-3000:]  # rank 0 and rank 1, each its own line, at the same step
     assert len({line.split(" (checked")[0] for line in errors}) == 1
+
+
+def test_data_loader_workers_have_the_configured_timeout(tmp_path):
+    """A stuck worker fails the run after data.timeout seconds instead of hanging it (torch's own error)."""
+    from alexnet_lit.data import AlexNetDataModule
+
+    dm = AlexNetDataModule(source="generated", num_classes=4, resize_size=72, crop_size=64, batch_size=4,
+                           num_workers=2, timeout=7, cache_dir=str(tmp_path), pixel_max=1,
+                           generated={"classes": 4, "train_per_class": 2, "val_per_class": 1})
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.train_dataloader().timeout == 7 and dm.val_dataloader().timeout == 7
