@@ -67,8 +67,9 @@ def test_bad_files_are_listed_and_fail_the_run(tmp_path):
     files = odd_files(tmp_path / "raw")
     jpeg(tmp_path / "raw" / "val" / wnids()[0] / "v.JPEG")
     proc = subprocess.run([str(PREPARE), f"root={tmp_path / 'raw'}", f"out_dir={tmp_path / 'out'}", "workers=2",
-                           "chunk_size=2"], capture_output=True, text=True, timeout=300)
+                           "chunk_size=2"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]  # nothing in the launch folder (no log)
     for kind in ("empty", "text", "truncated"):
         assert str(files[kind]) in proc.stderr
     assert "skip_bad=true" in proc.stderr
