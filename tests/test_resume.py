@@ -388,7 +388,9 @@ def test_a_sweep_runs_through_submitit_s_local_launcher(tmp_path, cache_dir):
     proc = run_cli(["-m", "hydra/launcher=submitit_local", *TINY, f"paths.log_dir={tmp_path / 'logs'}", "seed=0,1"],
                    tmp_path, cache_dir, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = sorted((tmp_path / "logs" / "multiruns").glob("*/*_default"))
+    sweeps = list((tmp_path / "logs" / "multiruns").iterdir())
+    assert len(sweeps) == 1, sweeps  # every job in the sweep's one folder, though each resolved it on its own
+    jobs = sorted(sweeps[0].glob("*_default"))
     assert [p.name for p in jobs] == ["0_default", "1_default"]
     assert all((p / "checkpoints" / "last.ckpt").is_file() for p in jobs)
     assert list((tmp_path / "logs" / "multiruns").glob("*/.submitit/*/*_result.pkl"))

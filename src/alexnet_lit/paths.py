@@ -33,7 +33,7 @@ def slurm_run_id() -> str | None:
 
 
 @functools.cache
-def _started() -> str:  # once per process: preflight and Hydra resolve the run folder separately
+def start_time() -> str:  # once per process: preflight and Hydra resolve the run folder separately
     return time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime()) + f"_{time.time_ns() // 1000 % 10**6:06d}"
 
 
@@ -46,11 +46,22 @@ def run_folder(base: str, run_id: str | None, ckpt_path: str | None) -> str:
         p = Path(ckpt_path).expanduser()
         if p.is_file() and p.parent.name == "checkpoints":
             return str(p.absolute().parent.parent)
-    return f"{base}/{slurm_run_id() or _started()}"
+    return f"{base}/{slurm_run_id() or start_time()}"
+
+
+SWEEP_STARTED = "ALEXNET_LIT_SWEEP_STARTED"  # set by the launching process for the jobs it starts
+
+
+def sweep_folder(base: str, run_id: str | None) -> str:
+    """``base/run_id``, else ``base/<the sweep's start time>``. A launcher that runs each job in a process of its
+    own (submitit, locally or on SLURM) resolves the folder again in every job: the start time comes from the
+    launching process's environment, so all jobs land in one folder (and a requeued job in the same one)."""
+    return f"{base}/{run_id}" if run_id else f"{base}/{os.environ.get(SWEEP_STARTED) or start_time()}"
 
 
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("alexnet_run_folder", run_folder, replace=True)
+    OmegaConf.register_new_resolver("alexnet_sweep_folder", sweep_folder, replace=True)
 
 
 def check_writable(path: str | os.PathLike, key: str, need_bytes: int = 0) -> None:

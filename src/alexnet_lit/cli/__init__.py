@@ -23,7 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from alexnet_lit import config  # noqa: F401  (registers the structured-config schemas in Hydra's ConfigStore)
-from alexnet_lit.paths import register_resolvers
+from alexnet_lit.paths import SWEEP_STARTED, register_resolvers, start_time
 from alexnet_lit.quiet import quiet
 from alexnet_lit.signals import RunFailed, Signalled, install_handlers
 
@@ -213,7 +213,14 @@ def hydra_entry_point(hydra_main, config_name: str = "train", checker=None) -> N
         sys.exit(s.exit_code)
     _SWEEP_FAILURES.clear()
     _SWEEP_RUN_FAILED.clear()
-    hydra_main()
+    pinned = SWEEP_STARTED not in os.environ
+    if pinned:  # one sweep folder for jobs that resolve it in processes of their own (paths.sweep_folder)
+        os.environ[SWEEP_STARTED] = start_time()
+    try:
+        hydra_main()
+    finally:
+        if pinned:
+            os.environ.pop(SWEEP_STARTED, None)
     if _SWEEP_FAILURES:
         for line in _SWEEP_FAILURES:
             say(f"error: {line}")
