@@ -279,8 +279,9 @@ def preflight_train(cfg: DictConfig) -> None:
         AlexNetDataModule(**plain(cfg.data)).check_training_images(world_size(cfg.trainer))
 
 
-def check_train(cfg: DictConfig) -> None:
-    """Everything train.py checks before it starts: the config, its files and folders, the checkpoint."""
+def check_train(cfg: DictConfig) -> tuple[str | None, dict | None]:
+    """Everything train.py checks before it starts: the config, its files and folders, the checkpoint. Returns
+    the checkpoint to resume (``ckpt_path`` resolved: ``last``, a requeued SLURM job) and its contents, or Nones."""
     from alexnet_lit.checkpoint import check_resume, newest, resume_path
     from alexnet_lit.config import ConfigError
     from alexnet_lit.data.sources import check_source
@@ -288,11 +289,12 @@ def check_train(cfg: DictConfig) -> None:
 
     check(cfg)
     check_source(cfg.data, splits=("train", "val"))
-    # best, last and a temporary copy while one is written, plus a margin for logs
+    # best, last, step, interrupted and a temporary copy while one is written, plus a margin for logs
     check_writable(cfg.paths.output_dir, "paths.output_dir (the run folder, in paths.log_dir)",
-                   3 * checkpoint_bytes(cfg) + 64 * 2**20)
+                   5 * checkpoint_bytes(cfg) + 64 * 2**20)
     if path := resume_path(cfg.ckpt_path, cfg.paths.output_dir):
-        check_resume(path, cfg.model, cfg.seed)
-    elif found := newest(Path(cfg.paths.output_dir) / "checkpoints"):  # a fresh start would overwrite a run
+        return path, check_resume(path, cfg.model, cfg.seed)
+    if found := newest(Path(cfg.paths.output_dir) / "checkpoints"):  # a fresh start would overwrite a run
         raise ConfigError(f"the run folder {cfg.paths.output_dir} already holds {found}: resume it with "
                           f"ckpt_path=last, or start a new run with another run_id")
+    return None, None

@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
 from alexnet_lit.callbacks import StepSeed, StopSafely
-from alexnet_lit.checkpoint import AtomicCheckpointIO, read, remove_temporaries, resume_path, saved_seed
+from alexnet_lit.checkpoint import AtomicCheckpointIO, remove_temporaries, saved_seed
 from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_entry_point, preflight_train
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
@@ -102,11 +102,9 @@ def extra_callbacks(cfg: DictConfig, seed: int, checkpoints: str) -> list[Any]:
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    check_train(cfg)
+    ckpt, state = check_train(cfg)
     run_dir = str(cfg.paths.output_dir)
     checkpoints = os.path.join(run_dir, "checkpoints")
-    ckpt = resume_path(cfg.ckpt_path, run_dir)
-    state = read(ckpt) if ckpt else None
     seed = run_seed(cfg.seed, state)
     pl.seed_everything(seed, workers=True, verbose=False)  # the initial weights; the rest is keyed (order.py)
     container = plain(cfg)
