@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint describe clean bench-data check-resume
+.PHONY: install train test lint describe clean bench-data check-resume ablations
 
 install: $(STAMP)
 
@@ -35,3 +35,7 @@ bench-data: install
 
 check-resume: install
 	$(PY) experiments/resume_check.py
+
+# the CPU-sized ablation study and its report (experiments/ablations/README.md): about 90 minutes on 2 cores
+ablations: install
+	$(PY) experiments/ablations.py

@@ -97,6 +97,7 @@ class Init(str, Enum):
     paper = "paper"  # section 5: N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7
     caffe = "caffe"  # bvlc_alexnet's train_val.prototxt
     kaiming = "kaiming"  # He-normal, a modern baseline
+    paper_scaled = "paper_scaled"  # the paper's, std scaled so a narrower net has the full-size net's per-layer gain
 
 
 class LRNConvention(str, Enum):
@@ -301,6 +302,7 @@ class PrepareConfig:
     custom_classes: bool = False
     save_every: float = ranged(5.0, lo=0)  # seconds between progress saves
     overwrite: bool = False  # out_dir holds a store of another source: rebuild it (default: refuse)
+    size: int = ranged(256, lo=16)  # section 2: shorter side to 256, central square; smaller for CPU-sized proxies
 
 
 T = TypeVar("T")

@@ -42,20 +42,21 @@ def config_dir() -> str:
 
 # Groups that are not in train.yaml's defaults list: a run appends them with +GROUP=OPTION, as Hydra documents
 # for experiments. debug comes last, so that it shrinks whatever the experiment set.
-APPENDED_GROUPS = ("experiment", "sweep", "debug")
+APPENDED_GROUPS = ("experiment", "sweep", "proxy", "debug")
 
 
 def check_argv(argv: list[str]) -> str | None:
-    """The one mistake Hydra reports in many lines: an appended group given without its +, or +debug before
-    +experiment (Hydra merges appended groups in command-line order). Returns the error, or None."""
+    """The one mistake Hydra reports in many lines: an appended group given without its +, or +debug / +proxy
+    before +experiment (Hydra merges appended groups in command-line order). Returns the error, or None."""
     args = [a for a in argv if "=" in a and not a.startswith("-")]
     for a in args:
         group = a.split("=", 1)[0]
         if group in APPENDED_GROUPS:
             return f"{a}: add a +, as in +{a} (Hydra appends the {group} group; train.yaml does not list it)"
-    order = [a.split("=", 1)[0] for a in args if a.startswith(("+experiment=", "+debug="))]
-    if "+debug" in order and "+experiment" in order and order.index("+debug") < order.index("+experiment"):
-        return "put +debug=... after +experiment=...: Hydra applies appended groups in command-line order"
+    order = [a.split("=", 1)[0] for a in args if a.startswith(("+experiment=", "+proxy=", "+debug="))]
+    for later in ("+proxy", "+debug"):
+        if later in order and "+experiment" in order and order.index(later) < order.index("+experiment"):
+            return f"put {later}=... after +experiment=...: Hydra applies appended groups in command-line order"
     return None
 
 

@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> None:
         if c.archives:
             unpack_archives(Path(c.root).expanduser())
         manifest = prepare(c.root, c.out_dir, tuple(c.splits), c.workers or default_workers(), c.chunk_size,
-                           c.skip_bad, c.custom_classes, save_every=c.save_every, overwrite=c.overwrite)
+                           c.skip_bad, c.custom_classes, save_every=c.save_every, overwrite=c.overwrite, size=c.size)
     except BadImage as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -37,6 +37,8 @@ from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_e
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.module import AlexNetModule
+from alexnet_lit.run_record import RunRecord
+from alexnet_lit.signals import Signalled
 
 MONITOR = "val/top1_err"
 
@@ -124,6 +126,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         wandb_runs.continue_csv(loggers, int(state["global_step"]))
     for lg in loggers:
         lg.log_hyperparams(container)
+    record = RunRecord(run_dir, enabled=rank_zero_only.rank == 0)  # run.json: running, then how it ended
+    record.start()
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -137,10 +141,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
             path = best.best_model_path if best is not None else ""
             for result in trainer.test(model, datamodule=datamodule, ckpt_path=path or None, weights_only=True):
                 metrics.update({k: float(v) for k, v in result.items()})
-    except BaseException:
+    except BaseException as e:
         wandb_runs.finish(loggers, failed=True)
+        record.end("interrupted" if isinstance(e, (Signalled, KeyboardInterrupt)) else "failed",
+                   reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         raise
     wandb_runs.finish(loggers, failed=trainer.interrupted)
+    record.end("interrupted" if trainer.interrupted else "finished", metrics)
     return metrics
 
 

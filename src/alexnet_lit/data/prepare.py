@@ -8,7 +8,7 @@ Steps:
    ``<split>.u8`` of shape (N, 256, 256, 3): its position is fixed before any work, so work can be redone.
 2. Decode each image (PIL; JPEGs at a DCT-reduced scale via ``draft``, never below 256 on the shorter side),
    convert to RGB (CMYK, grayscale, palette, PNG-in-a-.JPEG all end as RGB), rescale the shorter side to 256
-   and take the central 256x256 square (section 2). EXIF orientation is ignored, as in torchvision's
+   and take the central 256x256 square (section 2; ``size=N`` for another side). EXIF orientation is ignored, as in torchvision's
    ImageFolder and the paper's pipeline: pixels are used as stored.
 3. Chunks of rows go to worker processes, which write their rows and return float64 sums for the statistics.
 4. The parent merges the sums and saves them with the set of finished chunks, atomically, together with each
@@ -53,7 +53,7 @@ from rich.text import Text
 from alexnet_lit.config import ConfigError
 from alexnet_lit.data.classes import class_index
 
-SIZE = 256
+SIZE = 256  # section 2; alexnet-prepare size=N makes smaller stores (a CPU-sized proxy: experiments/ablations)
 VERSION = 2  # 2: chunk identities in the progress state; skipped files as path + reason
 Image.MAX_IMAGE_PIXELS = 200_000_000  # ImageNet has images up to ~60 Mpx; PIL's default warns at 89 Mpx
 
@@ -147,21 +147,22 @@ def save_npz(path: Path, **arrays) -> None:
 class ChunkResult:
     chunk: int
     valid: np.ndarray  # bool per row
-    sum_image: np.ndarray | None  # float64 (SIZE, SIZE, 3), training split only
+    sum_image: np.ndarray | None  # float64 (size, size, 3), training split only
     sum_rgb: np.ndarray
     sum_outer: np.ndarray
     pixels: int
     errors: list[list[str]] = field(default_factory=list)  # [path, reason] per undecodable file
 
 
-def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], with_stats: bool) -> ChunkResult:
-    arr = np.memmap(store, dtype=np.uint8, mode="r+", shape=(n, SIZE, SIZE, 3))
+def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], with_stats: bool,
+                  size: int = SIZE) -> ChunkResult:
+    arr = np.memmap(store, dtype=np.uint8, mode="r+", shape=(n, size, size, 3))
     valid = np.zeros(len(paths), dtype=bool)
-    sum_image = np.zeros((SIZE, SIZE, 3), np.float64) if with_stats else None
+    sum_image = np.zeros((size, size, 3), np.float64) if with_stats else None
     sum_rgb, sum_outer, pixels, errors = np.zeros(3), np.zeros((3, 3)), 0, []
     for i, p in enumerate(paths):
         try:
-            img = load_square(p)
+            img = load_square(p, size)
         except BadImage as e:
             errors.append([e.path, e.reason])
             arr[start + i] = 0
@@ -182,12 +183,12 @@ def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], 
 class SplitState:
     """Finished chunks, their identities and the running sums, saved together atomically (``save_npz``)."""
 
-    def __init__(self, path: Path, n: int, chunks: int) -> None:
+    def __init__(self, path: Path, n: int, chunks: int, size: int = SIZE) -> None:
         self.path, self.n = path, n
         self.done = np.zeros(chunks, dtype=bool)
         self.identity = np.zeros(chunks, dtype="S40")  # chunk_identity of each finished chunk
         self.valid = np.zeros(n, dtype=bool)
-        self.sum_image = np.zeros((SIZE, SIZE, 3), np.float64)
+        self.sum_image = np.zeros((size, size, 3), np.float64)
         self.sum_rgb, self.sum_outer, self.pixels = np.zeros(3), np.zeros((3, 3)), 0
         self.errors: dict[int, list[list[str]]] = {}
         if path.exists():
@@ -254,21 +255,22 @@ def chunks_of(n: int, size: int) -> Iterator[tuple[int, int, int]]:
 
 
 def prepare_split(root: Path, out: Path, split: str, workers: int, chunk_size: int, custom_classes: bool,
-                  progress=None, save_every: float = 5.0) -> tuple[SplitState, list[str], list[int], list[str]]:
+                  progress=None, save_every: float = 5.0,
+                  size: int = SIZE) -> tuple[SplitState, list[str], list[int], list[str]]:
     paths, labels, names = list_split(root, split, custom_classes)
     n = len(paths)
     store = out / f"{split}.u8"
     plan = list(chunks_of(n, chunk_size))
     state_path = out / ".progress" / f"{split}.npz"
-    if not store.exists() or store.stat().st_size != n * SIZE * SIZE * 3:  # new, or the file count changed
+    if not store.exists() or store.stat().st_size != n * size * size * 3:  # new, or the file count or size changed
         state_path.unlink(missing_ok=True)
-        np.memmap(store, dtype=np.uint8, mode="w+", shape=(n, SIZE, SIZE, 3)).flush()
-    state = SplitState(state_path, n, len(plan))
+        np.memmap(store, dtype=np.uint8, mode="w+", shape=(n, size, size, 3)).flush()
+    state = SplitState(state_path, n, len(plan), size)
     with_stats = split == "train"
     identities = {c: chunk_identity(root, paths[s:e], labels[s:e]) for c, s, e in plan}
     changed = [(c, s, e) for c, s, e in plan if state.done[c] and state.identity[c] != identities[c]]
     if changed:  # files replaced, renamed or relabelled since those chunks were made: redo them
-        rows = np.memmap(store, dtype=np.uint8, mode="r", shape=(n, SIZE, SIZE, 3))
+        rows = np.memmap(store, dtype=np.uint8, mode="r", shape=(n, size, size, 3))
         for c, s, e in changed:
             state.undo(c, s, rows[s:e], with_stats)
         del rows
@@ -278,7 +280,7 @@ def prepare_split(root: Path, out: Path, split: str, workers: int, chunk_size: i
     last_save = time.monotonic()
     pool = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(process_chunk, str(store), n, c, s, paths[s:e], with_stats): (c, s)
+        futures = {pool.submit(process_chunk, str(store), n, c, s, paths[s:e], with_stats, size): (c, s)
                    for c, s, e in todo}
         for fut in as_completed(futures):
             r = fut.result()
@@ -352,7 +354,7 @@ def claim(out: Path, root: Path, overwrite: bool) -> None:
 
 def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, splits: tuple[str, ...] = ("train", "val"),
             workers: int = 1, chunk_size: int = 256, skip_bad: bool = False, custom_classes: bool = False,
-            show_progress: bool = True, save_every: float = 5.0, overwrite: bool = False) -> dict:
+            show_progress: bool = True, save_every: float = 5.0, overwrite: bool = False, size: int = SIZE) -> dict:
     """Prepare every split; returns the manifest. Raises BadImage listing every undecodable file unless skip_bad,
     StoreMismatch when ``out_dir`` holds a store of another source (unless ``overwrite``)."""
     root, out = Path(root).expanduser().resolve(), Path(out_dir).expanduser().resolve()
@@ -362,7 +364,7 @@ def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, splits: tuple[s
     claim(out, root, overwrite)
     (out / ".progress").mkdir(exist_ok=True)
     manifest_path = out / "manifest.json"
-    params = {"size": SIZE, "resize": "shorter side to 256, central square (section 2)", "decoder": "PIL",
+    params = {"size": size, "resize": f"shorter side to {size}, central square (section 2: 256)", "decoder": "PIL",
               "exif_orientation": "ignored", "version": VERSION, "skip_bad": skip_bad, "custom_classes": custom_classes}
     manifest: dict = {"source": str(root), "params": params, "splits": {}, "skipped": [], "complete": False}
     manifest_path.write_text(json.dumps(manifest, indent=1))  # incomplete until the end: never read half-made
@@ -372,7 +374,7 @@ def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, splits: tuple[s
     with Progress(*columns, disable=not show_progress) as progress:
         for split in splits:
             state, paths, labels, names = prepare_split(root, out, split, workers, chunk_size, custom_classes,
-                                                        progress, save_every)
+                                                        progress, save_every, size)
             errors = state.all_errors()
             bad += errors
             label_arr = np.where(state.valid, np.asarray(labels, dtype=np.int64), -1)

@@ -26,7 +26,7 @@ from torchvision import datasets
 from alexnet_lit.config import Normalize, Source
 from alexnet_lit.data.classes import UnknownClassFolder, class_index
 from alexnet_lit.data.generated import dataset_dir, ensure_generated
-from alexnet_lit.data.store import MissingStore, PreparedSplit, check_store
+from alexnet_lit.data.store import MissingStore, PreparedSplit, check_store, store_size
 
 
 class MissingData(FileNotFoundError):
@@ -171,6 +171,9 @@ def check_source(d: Any, splits: tuple[str, ...] = ("train", "val")) -> None:
     if source == Source.prepared:
         for split in splits:
             check_store(root, split)
+        if (size := store_size(root)) != d.resize_size:
+            raise MissingData(f"data.resize_size={d.resize_size}, but the store in data.root={d.root} holds "
+                              f"{size}x{size} images (alexnet-prepare size={size}): set data.resize_size={size}")
     elif source in (Source.folder, Source.cifar10):
         for split in splits:
             folder = root / ("test" if source == Source.cifar10 and split == "val" else split)

@@ -1,4 +1,5 @@
-"""Reading the prepared 256 px store (prepare.py): random access to (256, 256, 3) uint8 rows by memory map.
+"""Reading the prepared store (prepare.py): random access to (256, 256, 3) uint8 rows by memory map (another side
+with alexnet-prepare size=N, recorded in manifest.json).
 
 Why raw uint8 rather than JPEG shards: a training sample then costs a 224x224x3 slice copy instead of a JPEG
 decode, which is what lets 2 CPU cores feed a GPU (``make bench-data`` measures both; see README). The cost is
@@ -44,6 +45,7 @@ class PreparedSplit(Dataset):
         self.rows = np.flatnonzero(labels >= 0)
         self.targets = labels[self.rows].astype(np.int64)
         self.path, self.transform = self.root / f"{split}.u8", transform
+        self.size = store_size(self.root)
         self._arr: np.memmap | None = None  # opened lazily, once per DataLoader worker
 
     def __len__(self) -> int:
@@ -52,7 +54,7 @@ class PreparedSplit(Dataset):
     def image(self, i: int) -> np.ndarray:
         if self._arr is None:
             # mode "c": copy-on-write, so torch gets a writable array without a copy (nothing writes to it)
-            self._arr = np.memmap(self.path, dtype=np.uint8, mode="c", shape=(self.total, SIZE, SIZE, 3))
+            self._arr = np.memmap(self.path, dtype=np.uint8, mode="c", shape=(self.total, self.size, self.size, 3))
         return self._arr[self.rows[i]]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
@@ -62,6 +64,12 @@ class PreparedSplit(Dataset):
 
     def __getstate__(self):  # workers reopen the memory map
         return {**self.__dict__, "_arr": None}
+
+
+def store_size(root: str | Path) -> int:
+    """The side of the store's square images (alexnet-prepare size=..., 256 by default and before it existed)."""
+    manifest = json.loads((Path(root).expanduser() / "manifest.json").read_text())
+    return int(manifest.get("params", {}).get("size", SIZE))
 
 
 def load_stats(path: str | Path) -> dict[str, np.ndarray]:

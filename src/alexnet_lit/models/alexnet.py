@@ -26,14 +26,15 @@ Where we depart from the paper, or where it is ambiguous:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import nn
 
-from alexnet_lit.config import Activation, ConfigError, NetConfig, Pool, Towers, build
-from alexnet_lit.models.init import describe_init, init_weights
+from alexnet_lit.config import Activation, ConfigError, Init, NetConfig, Pool, Towers, build
+from alexnet_lit.models.init import describe_init, fan_in, init_weights
 from alexnet_lit.models.lrn import LocalResponseNorm
 
 PAPER_KERNELS = (96, 256, 384, 384, 256)  # conv1..conv5, section 3.5
@@ -66,6 +67,14 @@ def feature_map_sizes(input_size: int, pool: Pool | str = Pool.overlap, conv1_pa
     pool2 = (pool1 - z) // s + 1  # conv2 keeps the size (5x5, padding 2)
     pool5 = (pool2 - z) // s + 1  # conv3..conv5 keep it (3x3, padding 1)
     return {"conv1": conv1, "pool1": pool1, "pool2": pool2, "pool5": pool5}
+
+
+def full_size_fan_in(cfg: NetConfig) -> dict[str, int]:
+    """Each weighted layer's fan-in in the paper's full-size net with the same towers, pooling and removed
+    layers (224 px crops, width 1, 4096 FC units), for ``init=paper_scaled``."""
+    full = dataclasses.replace(cfg, width=1.0, fc_units=4096, input_size=224, conv1_padding=None, init=Init.paper)
+    with torch.device("meta"):
+        return {name: fan_in(m) for name, m in AlexNet(full).weighted_layers().items()}
 
 
 def check(cfg: NetConfig) -> None:
@@ -142,7 +151,8 @@ class AlexNet(nn.Module):
                 ]
             )
         )
-        init_weights(self.weighted_layers(), cfg.init)
+        full = full_size_fan_in(cfg) if cfg.init == Init.paper_scaled else None
+        init_weights(self.weighted_layers(), cfg.init, full)
 
     def weighted_layers(self) -> dict[str, nn.Module]:
         """conv1..conv5 (those present) and fc6..fc8, by the paper's names."""

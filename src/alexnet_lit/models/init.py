@@ -7,6 +7,11 @@
   change it: the biases of 1 dominate the activations at either scale (measured: README, "Stuck at chance").
 - ``caffe`` (bvlc_alexnet's train_val.prototxt): std 0.01, but 0.005 for fc6/fc7; biases 0.1 in conv2, conv4,
   conv5, fc6, fc7 and 0 in conv1, conv3, fc8.
+- ``paper_scaled``: the paper's init for a narrower or smaller net (``width`` < 1, fewer ``fc_units``, small
+  crops): each layer's std is 0.01 x sqrt(fan-in of that layer in the full-size net / its fan-in here), so every
+  layer multiplies its input's spread by what the paper's layer did (0.01 is close to variance-preserving for
+  fc6 with its 9,216 inputs, but shrinks the signal 12x for the 64 inputs of a quarter-width 64 px net, and the
+  run never leaves chance). Biases as the paper's. Equal to ``paper`` at full size.
 - ``kaiming``: He-normal weights (fan_in, for ReLU), zero biases; not from the paper, a modern baseline.
   The output layer fc8 gets N(0, 0.01) so the initial loss is ln(num_classes).
 """
@@ -28,17 +33,26 @@ def describe_init(name: str, scheme: Init | str) -> str:
     scheme = Init(scheme)
     if scheme == Init.paper:
         return f"init N(0, 0.01), bias {_PAPER[name]:g}"
+    if scheme == Init.paper_scaled:
+        return f"init N(0, 0.01 x sqrt(full-size fan-in / fan-in)), bias {_PAPER[name]:g}"
     if scheme == Init.caffe:
         return f"init N(0, {_CAFFE_STD.get(name, 0.01):g}), bias {_CAFFE_BIAS[name]:g}"
     return "init N(0, 0.01), bias 0" if name == "fc8" else "init He-normal, bias 0"
 
 
-def init_weights(layers: dict[str, nn.Module], scheme: Init | str) -> None:
-    """Initialise the named conv/fc layers (``conv1``..``conv5``, ``fc6``..``fc8``) in place."""
+def fan_in(layer: nn.Module) -> int:
+    return layer.weight[0].numel()  # inputs per output unit: in/groups x kernel area, or in_features
+
+
+def init_weights(layers: dict[str, nn.Module], scheme: Init | str,
+                 full_size_fan_in: dict[str, int] | None = None) -> None:
+    """Initialise the named conv/fc layers (``conv1``..``conv5``, ``fc6``..``fc8``) in place.
+    ``full_size_fan_in``: each layer's fan-in in the full-size net, for ``paper_scaled``."""
     scheme = Init(scheme)
     for name, layer in layers.items():
-        if scheme == Init.paper:
-            nn.init.normal_(layer.weight, 0.0, 0.01)
+        if scheme in (Init.paper, Init.paper_scaled):
+            gain = 1.0 if scheme == Init.paper else (full_size_fan_in[name] / fan_in(layer)) ** 0.5
+            nn.init.normal_(layer.weight, 0.0, 0.01 * gain)
             nn.init.constant_(layer.bias, _PAPER[name])
         elif scheme == Init.caffe:
             nn.init.normal_(layer.weight, 0.0, _CAFFE_STD.get(name, 0.01))

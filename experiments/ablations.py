@@ -1,0 +1,87 @@
+"""The CPU-sized ablation study, end to end: data, the sweep, the report (make ablations).
+
+    python experiments/ablations.py                       # all three steps; the report lands in logs/ablations-report
+    python experiments/ablations.py out_dir=experiments/ablations    # where the committed report was written
+    python experiments/ablations.py prepare | sweep | report          # one step (report: on the finished sweep)
+    python experiments/ablations.py sweep seeds=0,1 epochs=3          # a smaller study
+
+Steps:
+1. prepare: unpack ``../shared/data/cifar10-jpg.tar.gz`` into the cache ($ALEXNET_LIT_CACHE, default
+   ~/.cache/alexnet-lit), with ``val`` naming the test split, and make the 72 px store with its mean image and RGB
+   PCA (``alexnet-prepare size=72``; skipped when complete).
+2. sweep: ``train.py +sweep=ablations_cifar10`` (conf/sweep/ablations_cifar10.yaml: the paper's recipe and 7
+   ablations on conf/proxy/cifar10.yaml, seeds 0, 1, 2) into logs/multiruns/<run_id>.
+3. report: ``alexnet-report`` on that sweep folder.
+
+Each step prints its wall time and the machine (CPU name and cores): the study's budget is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from alexnet_lit.machine import cpu_name
+
+ROOT = Path(__file__).resolve().parents[1]
+TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+CACHE = Path(os.environ.get("ALEXNET_LIT_CACHE", Path.home() / ".cache" / "alexnet-lit"))
+BIN = Path(sys.executable).parent
+
+
+def step(name: str, cmd: list[str]) -> float:
+    print(f"== {name}: {' '.join(cmd)}", flush=True)
+    t = time.monotonic()
+    code = subprocess.call(cmd, cwd=ROOT)
+    took = time.monotonic() - t
+    print(f"== {name}: {took / 60:.1f} min, exit {code}", flush=True)
+    if code != 0:
+        sys.exit(code)
+    return took
+
+
+def prepare() -> float:
+    t = time.monotonic()
+    if not TARBALL.is_file():
+        sys.exit(f"error: {TARBALL} not found: the study reads CIFAR-10 from ../shared/data (see its README)")
+    raw = CACHE / "cifar10-jpg"
+    if not (raw / "train").is_dir():
+        raw.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(TARBALL) as tar:
+            tar.extractall(raw, filter="data")
+    if not (raw / "val").exists():
+        (raw / "val").symlink_to("test")  # alexnet-prepare's splits are train and val; CIFAR-10's are train, test
+    store = CACHE / "cifar10-72"
+    if '"complete": true' not in ((store / "manifest.json").read_text() if (store / "manifest.json").is_file() else ""):
+        step("prepare", [str(BIN / "alexnet-prepare"), f"root={raw}", f"out_dir={store}", "size=72",
+                         "custom_classes=true"])
+    return time.monotonic() - t
+
+
+def main(argv: list[str]) -> None:
+    steps = [a for a in argv if "=" not in a] or ["prepare", "sweep", "report"]
+    opts = dict(a.split("=", 1) for a in argv if "=" in a)
+    run_id = opts.get("run_id", "ablations-cifar10")
+    sweep_dir = ROOT / "logs" / "multiruns" / run_id
+    out_dir = opts.get("out_dir", str(ROOT / "logs" / "ablations-report"))
+    print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores", flush=True)
+    times = {}
+    if "prepare" in steps:
+        times["prepare"] = prepare()
+    if "sweep" in steps:
+        extra = [f"seed={opts['seeds']}"] if "seeds" in opts else []
+        extra += [f"trainer.max_epochs={opts['epochs']}"] if "epochs" in opts else []
+        times["sweep"] = step("sweep", [sys.executable, "train.py", "+sweep=ablations_cifar10", f"run_id={run_id}",
+                                        *extra])
+    if "report" in steps:
+        times["report"] = step("report", [str(BIN / "alexnet-report"), f"runs={sweep_dir}", f"out_dir={out_dir}"])
+    print("took: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()) +
+          f"; total {sum(times.values()) / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
