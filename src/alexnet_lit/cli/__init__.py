@@ -177,6 +177,8 @@ def preflight(config_name: str, argv: list[str], checker) -> None:
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(config_name, overrides=argv, return_hydra_config=True)
+            if str(cfg.hydra.get("mode")) == "RunMode.MULTIRUN":  # +sweep=...: its jobs are checked one by one
+                return
             with open_dict(cfg):  # as Hydra's run_job does, so ${hydra:runtime.output_dir} resolves
                 cfg.hydra.runtime.output_dir = os.path.abspath(str(cfg.hydra.run.dir))
             HydraConfig.instance().set_config(cfg)

@@ -8,8 +8,8 @@ Steps:
    ``<split>.u8`` of shape (N, 256, 256, 3): its position is fixed before any work, so work can be redone.
 2. Decode each image (PIL; JPEGs at a DCT-reduced scale via ``draft``, never below 256 on the shorter side),
    convert to RGB (CMYK, grayscale, palette, PNG-in-a-.JPEG all end as RGB), rescale the shorter side to 256
-   and take the central 256x256 square (section 2; ``size=N`` for another side). EXIF orientation is ignored, as in torchvision's
-   ImageFolder and the paper's pipeline: pixels are used as stored.
+   and take the central 256x256 square (section 2; ``size=N`` for another side). EXIF orientation is ignored,
+   as in torchvision's ImageFolder and the paper's pipeline: pixels are used as stored.
 3. Chunks of rows go to worker processes, which write their rows and return float64 sums for the statistics.
 4. The parent merges the sums and saves them with the set of finished chunks, atomically, together with each
    chunk's *identity*: a hash of its files' paths (relative to the root), sizes, modification times and labels.
