@@ -288,6 +288,7 @@ class TrainConfig:
     ckpt_path: str | None = None  # a checkpoint to resume from, or "last": the newest one of the run folder
     checkpoint_every_n_steps: int | None = ranged(1000, lo=1)  # checkpoints/step.ckpt (null: per epoch only)
     test: bool = True  # after fit, test the best checkpoint on the centre crop and the 10-crop view
+    out: str | None = None  # alexnet-eval's JSON result (null: <checkpoint>.eval.json beside the checkpoint)
 
 
 @dataclass
@@ -303,6 +304,54 @@ class PrepareConfig:
     save_every: float = ranged(5.0, lo=0)  # seconds between progress saves
     overwrite: bool = False  # out_dir holds a store of another source: rebuild it (default: refuse)
     size: int = ranged(256, lo=16)  # section 2: shorter side to 256, central square; smaller for CPU-sized proxies
+
+
+@dataclass
+class ReportConfig:
+    """alexnet-report (cli/report.py)."""
+
+    runs: Any = MISSING  # a sweep folder (logs/multiruns/<id>), a run folder, or a list of them
+    out_dir: str = MISSING  # report.md, report.json and the PNG plots go here
+    baseline: str | None = None  # the experiment the ablations are compared with (null: the paper's recipe, paper)
+    wandb: bool = False  # also create a W&B report of the sweep (online; pip install -e .[report])
+    entity: str | None = None  # W&B entity for the report (null: the API key's default)
+    project: str = "alexnet-lit"
+
+
+@dataclass
+class PredictConfig:
+    """alexnet-predict (cli/predict.py)."""
+
+    ckpt_path: str = MISSING
+    inputs: Any = MISSING  # an image file, a folder (searched recursively) or a list of them
+    ten_crop: bool = False  # average the softmax over the 10-crop view (section 4.1) instead of the centre crop
+    top_k: int = ranged(5, lo=1)
+    batch_size: int = ranged(32, lo=1)
+    out: str | None = "predictions.jsonl"  # JSON lines, one per input (null: none; "-": on stdout, no table)
+    device: str = "auto"  # auto: the GPU when there is one
+
+
+@dataclass
+class KernelsConfig:
+    """alexnet-kernels (cli/kernels.py): Figure 3 of the paper."""
+
+    ckpt_path: str = MISSING
+    out: str = "conv1.png"
+    scale: int = ranged(4, lo=1)  # screen pixels per kernel pixel
+
+
+@dataclass
+class NeighboursConfig:
+    """alexnet-neighbours (cli/neighbours.py): Figure 4 of the paper."""
+
+    ckpt_path: str = MISSING
+    images: Any = MISSING  # the query images: a file, a folder or a list of them
+    train: Any = None  # the images to search (null: the checkpoint's training set is not known; give a folder)
+    k: int = ranged(6, lo=1)  # the paper shows six neighbours
+    out_dir: str = "neighbours"
+    batch_size: int = ranged(64, lo=1)
+    limit: int | None = ranged(None, lo=1)  # at most this many training images (sorted order), null: all
+    device: str = "auto"
 
 
 T = TypeVar("T")
@@ -343,6 +392,10 @@ def plain(cfg: Any) -> dict[str, Any]:
 def register() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="prepare_schema", node=PrepareConfig)
+    ConfigStore.instance().store(name="report_schema", node=ReportConfig)
+    ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
+    ConfigStore.instance().store(name="neighbours_schema", node=NeighboursConfig)
+    ConfigStore.instance().store(name="kernels_schema", node=KernelsConfig)
 
 
 register()

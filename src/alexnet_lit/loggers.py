@@ -7,8 +7,9 @@
 Group: the experiment name plus the overrides that change the recipe (not seeds, paths, trainer or logger keys),
 so repeats of one ablation with different seeds land in one W&B group; W&B allows 128 characters, so a longer
 group keeps its first 119 and replaces the rest by a hash of all of it (two sweeps that differ late never share a
-group). Tags: the experiment and every override. Error metrics get min summaries, so W&B's run table shows the
-best epoch, not the last one.
+group). In a sweep (-m) the group is the sweep folder's name, shared by all its jobs (alexnet-report --wandb
+reports that group), and the ablation's name is the job type. Tags: the experiment and every override. Error
+metrics get min summaries, so W&B's run table shows the best epoch, not the last one.
 
 A run folder keeps its W&B run: the id is written to ``<run folder>/wandb/run_id`` on the first start and used
 again (``resume="allow"``, as W&B recommends) when the run resumes or is requeued, so a resume continues the same
@@ -38,7 +39,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 MIN_METRICS = ("val/top1_err", "val/top5_err", "val/loss", "test/top1_err", "test/top5_err",
                "test/top1_err_10crop", "test/top5_err_10crop")
 _NOT_RECIPE = ("seed=", "trainer.", "paths.", "logger", "callbacks", "hydra", "data.num_workers", "ckpt_path", "run_id",
-               "checkpoint_every_n_steps", "data.timeout",
+               "checkpoint_every_n_steps", "data.timeout", "out=",
                "experiment=", "+experiment=", "test=", "tags=", "project=")
 
 
@@ -56,6 +57,18 @@ def command_line_overrides() -> list[str]:
         return list(HydraConfig.get().overrides.task)
     except (ImportError, ValueError):  # not under a Hydra app
         return []
+
+
+def sweep_name() -> str | None:
+    """In a sweep (-m), the sweep folder's name (logs/multiruns/<name>): the W&B group of all its jobs."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        return Path(hc.runtime.output_dir).parent.name if hc.mode == RunMode.MULTIRUN else None
+    except (ImportError, ValueError):
+        return None
 
 
 def group_name(experiment_name: str, recipe: list[str], limit: int = 128) -> str:
@@ -82,11 +95,13 @@ def wandb_logger(project: str, experiment_name: str, save_dir: str, seed: int | 
                  **kwargs: Any) -> WandbLogger:
     overrides = command_line_overrides()
     recipe = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(_NOT_RECIPE)]
-    group = group_name(experiment_name, recipe)
+    ablation = group_name(experiment_name, recipe)
+    sweep = sweep_name()
     all_tags = list(dict.fromkeys([experiment_name, *tags, *overrides]))
     offline = should_run_offline() if offline is None else offline
     os.makedirs(save_dir, exist_ok=True)
-    args = dict(project=project, group=group, name=f"{group}/seed{seed}" if seed is not None else group,
+    args = dict(project=project, group=sweep or ablation, job_type=ablation[:64] if sweep else None,
+                name=f"{ablation}/seed{seed}" if seed is not None else ablation,
                 tags=[t[:64] for t in all_tags], save_dir=save_dir, id=run_id(save_dir), resume="allow", **kwargs)
     logger = _make(offline, init_timeout, **args)
     try:

@@ -3,6 +3,9 @@
     alexnet-eval ckpt_path=logs/paper/runs/<time>/checkpoints/best-epoch042.ckpt data.root=/data/imagenet-256
     alexnet-eval ckpt_path=... data=imagenet data.root=/data/imagenet      # the raw validation folders
     alexnet-eval ckpt_path=... +experiment=paper data.ten_crop=false
+    alexnet-eval ckpt_path=... out=results/paper-s0.json     # the JSON result (default: <checkpoint>.eval.json)
+
+Prints a table (centre crop and 10 crops: top-1 / top-5 error and the images counted) and writes it as JSON.
 
 A ``data.root`` that is a store made by alexnet-prepare is read as one (data=imagenet_prepared) unless the command
 line picks another data group; only the validation split is read.
@@ -16,6 +19,7 @@ groups come from the composed config, as for train.py. Loads with weights_only=T
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +112,43 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, flo
         finish(loggers, failed=True)
         raise
     finish(loggers)
-    return {k: float(v) for r in results for k, v in r.items()}
+    metrics = {k: float(v) for r in results for k, v in r.items()}
+    write_result(cfg, metrics, state)
+    return metrics
+
+
+def result_table(metrics: dict[str, float]) -> str:
+    """1-crop and 10-crop top-1 / top-5 error (%) and the images each counted."""
+    rows = [("centre crop", ""), ("10 crops", "_10crop")]
+    lines = [f"{'view':<12} {'top-1 err':>10} {'top-5 err':>10} {'images':>8}"]
+    for name, suffix in rows:
+        if f"test/top1_err{suffix}" not in metrics:
+            continue
+        top5 = metrics.get(f"test/top5_err{suffix}")
+        lines.append(f"{name:<12} {100 * metrics[f'test/top1_err{suffix}']:>9.2f}% "
+                     + (f"{100 * top5:>9.2f}% " if top5 is not None else f"{'-':>10} ")
+                     + f"{int(metrics.get(f'test/images{suffix}', 0)):>8,}")
+    return "\n".join(lines)
+
+
+def write_result(cfg: DictConfig, metrics: dict[str, float], state: dict[str, Any]) -> Path:
+    """The table on stdout and the JSON file: every number, the checkpoint, its step and the data it read."""
+    path = Path(cfg.out) if cfg.get("out") else Path(str(cfg.ckpt_path)).expanduser().with_suffix(".eval.json")
+    views = {}
+    for name, suffix in (("centre_crop", ""), ("ten_crop", "_10crop")):
+        if f"test/top1_err{suffix}" in metrics:
+            views[name] = {"top1_err": metrics[f"test/top1_err{suffix}"],
+                           "top5_err": metrics.get(f"test/top5_err{suffix}"),
+                           "loss": metrics.get(f"test/loss{suffix}"),
+                           "images": int(metrics.get(f"test/images{suffix}", 0))}
+    record = {"ckpt_path": str(cfg.ckpt_path), "epoch": state.get("epoch"), "global_step": state.get("global_step"),
+              "split": "val",  # every source's held-out split (ILSVRC-2012 val, CIFAR-10 test): sources.py
+              "data": {"source": str(cfg.data.source), "root": cfg.data.root}, **views}
+    print(result_table(metrics))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+    print(f"wrote {path}")
+    return path
 
 
 def preflight_check(cfg: DictConfig) -> None:

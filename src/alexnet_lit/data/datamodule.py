@@ -29,10 +29,11 @@ from torch.utils.data import DataLoader, Sampler, SequentialSampler
 from alexnet_lit.config import DataConfig, Source, build, check_data, plain
 from alexnet_lit.data import sources
 from alexnet_lit.data.augment import eval_transform, train_transform
+from alexnet_lit.data.classes import wnids
 from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.order import EpochOrder, Seeded
 from alexnet_lit.data.sources import MissingData
-from alexnet_lit.data.store import load_stats
+from alexnet_lit.data.store import PreparedSplit, load_stats
 from alexnet_lit.signals import dataloader_worker_init
 
 
@@ -90,7 +91,24 @@ class AlexNetDataModule(pl.LightningDataModule):
     def input_contract(self) -> dict[str, Any]:
         """What a network trained on these batches expects: crop, resize, pixel scale, normalization and its
         statistics. Checkpoints keep it (``AlexNetModule.on_save_checkpoint``)."""
-        return {"crop_size": self.crop_size, "resize_size": self.resize_size, **self.normalizer.contract()}
+        contract = {"crop_size": self.crop_size, "resize_size": self.resize_size, **self.normalizer.contract()}
+        if (classes := self.class_names()) is not None:  # label index -> class (alexnet-predict names them)
+            contract["classes"] = classes
+        return contract
+
+    def class_names(self) -> list[str] | None:
+        """The class of each label index: the canonical ILSVRC wnids, or a custom set's sorted class folders (as
+        its labels were given); None before the data is set up or when a split does not say."""
+        if not self.datasets:
+            return None
+        if not self.custom_classes and self.source in (Source.folder, Source.archives, Source.prepared):
+            return list(wnids()) if self.num_classes == len(wnids()) else None
+        ds = next(iter(self.datasets.values()))
+        if hasattr(ds, "class_to_idx"):  # ImageFolder (generated, cifar10, custom folders)
+            return [name for name, _ in sorted(ds.class_to_idx.items(), key=lambda kv: kv[1])]
+        if isinstance(ds, PreparedSplit):  # a custom store: labels are the sorted class folders of train
+            return sorted(ds.class_counts())
+        return None
 
     def prepare_data(self) -> None:
         sources.prepare(self.source, self.root, self.cache_dir, self.generated, self.download)

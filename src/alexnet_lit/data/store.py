@@ -51,6 +51,11 @@ class PreparedSplit(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def class_counts(self) -> dict[str, int]:
+        """Images per class folder of the training split, as manifest.json records them."""
+        manifest = json.loads((self.root / "manifest.json").read_text())
+        return manifest["splits"]["train"]["per_class"]
+
     def image(self, i: int) -> np.ndarray:
         if self._arr is None:
             # mode "c": copy-on-write, so torch gets a writable array without a copy (nothing writes to it)

@@ -159,8 +159,18 @@ class AlexNet(nn.Module):
         named = list(self.features.named_children()) + list(self.classifier.named_children())
         return {n: m for n, m in named if isinstance(m, (nn.Conv2d, nn.Linear))}
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1..pool5 (timm's interface): the maps the classifier flattens."""
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """fc6..fc8 on ``forward_features``' output; ``pre_logits=True`` stops at the last 4096-d hidden layer
+        (fc7 after its ReLU and dropout), the features of the paper's Figure 4 (section 6.1)."""
+        hidden = self.classifier[:-1](x)
+        return hidden if pre_logits else self.classifier.fc8(hidden)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.forward_head(self.forward_features(x))
 
     def tower_view(self, name: str) -> str:
         """How a layer is split across the paper's two towers: split, own (grouped or per-tower) or both."""

@@ -86,8 +86,13 @@ class Experiment:
 
     def headline(self, top: int) -> Stat:
         """Test error of the best checkpoint (1 crop), or the best val error when a run has no test rows."""
-        return Stat([v for r in self.finished
-                     if (v := METRICS[f"test_top{top}"][1](r) or METRICS[f"val_top{top}"][1](r)) is not None])
+        values = []
+        for r in self.finished:
+            v = METRICS[f"test_top{top}"][1](r)
+            v = METRICS[f"val_top{top}"][1](r) if v is None else v
+            if v is not None:
+                values.append(v)
+        return Stat(values)
 
 
 @dataclass
@@ -129,6 +134,8 @@ def effect(name: str, abl: Experiment, base: Experiment, claim: dict[str, Any]) 
         beyond = "-"
     elif se1 is None:
         beyond = "no estimate (1 run)"
+    elif se1 == 0:
+        beyond = "no spread between seeds" + (": yes" if d1 != 0 else ": no effect")
     else:
         beyond = f"yes ({abs(d1) / se1:.1f} SE)" if abs(d1) > 2 * se1 else f"no ({abs(d1) / se1:.1f} SE)"
     return Effect(name, claim, d1, d5, se1, se5, agrees, beyond)
@@ -223,7 +230,8 @@ def build(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
         for name, exp in experiments.items():
             if name == baseline:
                 continue
-            claim = claims["ablations"].get(name, {"section": "-", "claim": "not a claim of the paper", "kind": "worse"})
+            claim = claims["ablations"].get(name, {"section": "-", "claim": "not a claim of the paper",
+                                                   "kind": "worse"})
             effects.append(effect(name, exp, experiments[baseline], claim).__dict__)
     not_finished = [{"experiment": r.experiment, "seed": r.seed, "state": r.state, "job": r.job,
                      "folder": str(r.folder) if r.folder else None, "reason": r.reason}
@@ -240,7 +248,7 @@ def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
     base = data["baseline"]
     n = len(data["runs"])
     done = sum(r["state"] == "finished" for r in data["runs"])
-    lines = [f"# Ablation report", "",
+    lines = ["# Ablation report", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M %Z')} by `{command}`. {n} runs, {done} finished"
              + (f", {n - done} not (listed below)" if n > done else "") + ". Errors in %, mean ± standard "
              "deviation over seeds (finished runs only).", ""]
@@ -273,8 +281,8 @@ def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
         lines.append("")
     lines += ["## Noise between seeds", "",
               "Standard deviation of the headline top-1 error between seeds, per experiment: "
-              + ", ".join(f"{k} {v['top1_std']:.2f} (n={v['n']})" if v["top1_std"] is not None else f"{k} - (n={v['n']})"
-                          for k, v in data["noise"].items()) + ".", ""]
+              + ", ".join(f"{k} {v['top1_std']:.2f} (n={v['n']})" if v["top1_std"] is not None
+                          else f"{k} - (n={v['n']})" for k, v in data["noise"].items()) + ".", ""]
     if plots:
         lines += ["## Curves", ""] + [f"![{p}]({p})" for p in plots] + [""]
     if data["not_finished"]:

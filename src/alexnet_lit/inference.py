@@ -1,0 +1,85 @@
+"""A trained network and its inputs outside training: alexnet-predict, alexnet-neighbours, the conv1 kernels.
+
+The network is rebuilt from the checkpoint's own hyperparameters (loaded with weights_only=True) and images are
+prepared by its input contract, as they were in training: decode to RGB, the shorter side to ``resize_size``, the
+central square, the centre crop (or the 10-crop view, section 4.1), then pixel_max x (x - the mean image or
+the channel mean / std) on the device. Class names come from the contract (the wnids of ILSVRC, shown with
+torchvision's human-readable names, or a custom set's class folders).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from alexnet_lit.checkpoint import read as read_checkpoint
+from alexnet_lit.config import ConfigError, LightingConfig
+from alexnet_lit.data import classes as ilsvrc
+from alexnet_lit.data.augment import eval_transform
+from alexnet_lit.data.lighting import Normalizer
+from alexnet_lit.data.sources import rgb_loader
+
+
+def load(ckpt_path: str, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
+    """(AlexNetModule in eval mode on ``device``, the checkpoint's input contract)."""
+    from alexnet_lit.module import AlexNetModule
+
+    state = read_checkpoint(ckpt_path)
+    contract = state.get("input_contract")
+    if contract is None:
+        raise ConfigError(f"ckpt_path={ckpt_path} has no input contract (written before alexnet-lit recorded how "
+                          f"inputs were prepared): evaluate it with alexnet-eval and explicit data.* keys")
+    module = AlexNetModule(**state["hyper_parameters"])
+    module.load_state_dict(state["state_dict"])
+    return module.eval().to(device), contract
+
+
+class Preprocess:
+    """A file -> the network's input, by a checkpoint's contract: (3, H, W) floats, (10, 3, H, W) for 10 crops."""
+
+    def __init__(self, contract: dict[str, Any], ten_crop: bool = False) -> None:
+        self.resize, self.crop = int(contract["resize_size"]), int(contract["crop_size"])
+        self.transform = eval_transform(self.resize, self.crop, ten_crop)
+        stats = {"mean_image": contract["mean_image"]} if contract.get("mean_image") is not None else None
+        self.normalizer = Normalizer(contract["normalize"], contract["pixel_max"], contract["mean"],
+                                     contract["std"], LightingConfig(enabled=False), stats)
+
+    def uint8(self, path: str | Path) -> torch.Tensor:
+        """Decoded and cropped, still uint8; raises sources.DecodeError naming the file."""
+        return self.transform(rgb_loader(str(path), self.resize))
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) or (B, 10, 3, H, W) uint8 -> the network's input on the batch's device."""
+        self.normalizer.to(batch.device)
+        return self.normalizer(batch, train=False)
+
+
+def class_names(contract: dict[str, Any], num_classes: int) -> list[str]:
+    """A readable name per label index: "tench (n01440764)" for ILSVRC, the folder name for a custom set."""
+    names = contract.get("classes")
+    if names is None:
+        names = list(ilsvrc.wnids()) if num_classes == len(ilsvrc.wnids()) else [f"class {i}" for i in
+                                                                                range(num_classes)]
+    index = ilsvrc.wnid_to_index()
+    readable = ilsvrc.names() if any(n in index for n in names) else None
+    return [f"{readable[index[n]]} ({n})" if readable and n in index else n for n in names]
+
+
+def image_files(inputs: list[str]) -> list[Path]:
+    """Files named on the command line (each, whatever its suffix) and the images inside folders (recursively,
+    by torchvision's image extensions), sorted. A name that does not exist is an error."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise ConfigError(f"inputs={item}: no such file or folder")
+    if not out:
+        raise ConfigError(f"inputs={inputs}: no image files there (looked for {', '.join(IMG_EXTENSIONS[:4])}, ...)")
+    return out

@@ -1,0 +1,140 @@
+"""alexnet-report on a real tiny sweep: the numbers in its tables are the runs' CSVs, missing and failed runs are
+shown as such, the paper's numbers sit beside each ablation, and the W&B report object builds offline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import socket
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+from alexnet_lit.report.runs import read_runs
+from alexnet_lit.report.write import build, paper_claims
+from conftest import ROOT, TINY, run_cli
+
+BIN = Path(sys.executable).parent
+REPORT = str(BIN / "alexnet-report")
+FEW = ["trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
+       "trainer.limit_test_batches=1", "logger=csv_only"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, cache_dir) -> Path:
+    """paper and no_lrn, seeds 0 and 1, tiny: 4 real runs in one sweep folder."""
+    logs = tmp_path_factory.mktemp("logs")
+    proc = run_cli(["-m", "seed=0,1", "+experiment=paper,no_lrn", *TINY, *FEW, f"paths.log_dir={logs}",
+                    "run_id=tiny"], logs, cache_dir, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return logs / "multiruns" / "tiny"
+
+
+def csv_numbers(folder: Path) -> dict[str, float]:
+    """What a reader would take from metrics.csv by hand: best val top-1, test top-1 (1 and 10 crops), in %."""
+    with (folder / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    val = [float(r["val/top1_err"]) for r in rows if r.get("val/top1_err")]
+    test = [float(r["test/top1_err"]) for r in rows if r.get("test/top1_err")]
+    ten = [float(r["test/top1_err_10crop"]) for r in rows if r.get("test/top1_err_10crop")]
+    return {"val_top1": 100 * min(val), "test_top1": 100 * test[-1], "test_top1_10crop": 100 * ten[-1],
+            "epochs": len(val)}
+
+
+def test_report_tables_match_the_csvs_and_a_missing_run_is_missing(sweep, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(sweep, copy)
+    jobs = sorted(p for p in copy.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0_paper", "1_no_lrn", "2_paper", "3_no_lrn"]
+    shutil.rmtree(copy / "3_no_lrn")  # as if the sweep died before its last job
+    proc = run_cli([f"runs={copy}", f"out_dir={tmp_path / 'out'}"], tmp_path, tmp_path, script=REPORT)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 finished" in proc.stdout and "1 missing" in proc.stdout
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    md = (tmp_path / "out" / "report.md").read_text()
+
+    by_exp = {row["experiment"]: row for row in data["experiments"]}
+    for name, folders in (("paper", ["0_paper", "2_paper"]), ("no_lrn", ["1_no_lrn"])):
+        hand = [csv_numbers(copy / f) for f in folders]
+        row = by_exp[name]
+        assert row["finished"] == len(folders) and row["runs"] == 2
+        for key in ("val_top1", "test_top1", "test_top1_10crop"):
+            assert row[key]["values"] == pytest.approx([h[key] for h in hand]), (name, key)
+        mean = statistics.fmean(h["test_top1"] for h in hand)
+        cell = f"{mean:.2f}" + (f" ± {statistics.stdev(h['test_top1'] for h in hand):.2f}" if len(hand) > 1 else "")
+        assert cell in md.split(f"| {name} |")[1].splitlines()[0], (name, cell)  # the table row shows them
+        assert row["epochs"] == hand[0]["epochs"] == 2
+
+    (effect,) = data["effects"]
+    assert effect["ablation"] == "no_lrn" and effect["claim"]["top1"] == 1.4 and effect["claim"]["section"] == "3.3"
+    hand_effect = csv_numbers(copy / "1_no_lrn")["test_top1"] - statistics.fmean(
+        csv_numbers(copy / f)["test_top1"] for f in ("0_paper", "2_paper"))
+    assert effect["top1"] == pytest.approx(hand_effect)
+    assert effect["beyond_noise"] == "no estimate (1 run)"  # one no_lrn run: no spread to judge by
+    assert "| no_lrn | 3.3 | +1.4 / +1.2 |" in md
+
+    (gone,) = data["not_finished"]
+    assert gone["state"] == "missing" and gone["experiment"] == "no_lrn" and gone["seed"] == 1
+    assert "| no_lrn | 1 | missing |" in md
+    assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "lr.png").is_file()
+
+
+def test_failed_killed_and_running_runs_are_shown_as_such(sweep, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(sweep, copy)
+    host = socket.gethostname()
+    for job, record in (("0_paper", {"status": "failed", "reason": "Diverged: train/loss is not finite"}),
+                        ("1_no_lrn", {"status": "running", "pid": 2**22 + 12345, "host": host}),  # above pid_max
+                        ("2_paper", {"status": "running", "pid": os.getpid(), "host": host})):
+        (copy / job / "run.json").write_text(json.dumps(record))
+    runs = {r.folder.name: r for r in read_runs([copy])}
+    assert runs["0_paper"].state == "failed" and "not finite" in runs["0_paper"].reason
+    assert runs["1_no_lrn"].state == "killed"  # its process is gone
+    assert runs["2_paper"].state == "running"
+    assert runs["3_no_lrn"].state == "finished"
+    data = build(list(runs.values()))
+    assert {r["state"] for r in data["not_finished"]} == {"failed", "killed", "running"}
+    paper = next(row for row in data["experiments"] if row["experiment"] == "paper")
+    assert paper["finished"] == 0 and paper["test_top1"]["n"] == 0  # failed and running runs never enter means
+
+
+def test_a_list_of_run_folders_and_one_that_does_not_exist(sweep, tmp_path):
+    runs = read_runs([sweep / "0_paper", sweep / "1_no_lrn", tmp_path / "nowhere"])
+    assert [r.state for r in runs] == ["finished", "finished", "missing"]
+    assert runs[2].reason.endswith("no such folder")
+
+
+def test_user_errors_are_one_line(tmp_path):
+    proc = run_cli([f"out_dir={tmp_path}"], tmp_path, tmp_path, script=REPORT)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: runs not set")
+    proc = run_cli([f"runs={tmp_path / 'nope'}", f"out_dir={tmp_path}"], tmp_path, tmp_path, script=REPORT)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "no such folder" in proc.stderr
+    proc = run_cli([f"runs={tmp_path}", f"out_dir={tmp_path}", "--wandb"], tmp_path, tmp_path, script=REPORT,
+                   env={"WANDB_API_KEY": "", "WANDB_MODE": "offline"})
+    assert proc.returncode == 2 and "--wandb" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_paper_claims_have_a_section_each():
+    claims = paper_claims()
+    assert claims["baseline"]["top1"] == 40.7
+    for name, claim in claims["ablations"].items():
+        assert claim["section"] and claim["claim"] and claim["kind"] in ("number", "at_least", "worse", "overfit")
+        assert (ROOT / "conf" / "experiment" / f"{name}.yaml").is_file(), name  # an experiment of that name exists
+
+
+def test_wandb_report_object_builds_offline(sweep):
+    pytest.importorskip("wandb_workspaces", reason="optional extra: pip install -e .[report]")
+    from alexnet_lit.report.wandb_report import build_report
+
+    data = build(read_runs([sweep]))
+    report = build_report(data, "alexnet-lit", "me")
+    assert report.title == "AlexNet ablations: tiny" and report.project == "alexnet-lit"
+    grid = report.blocks[-1]
+    assert grid.runsets[0].filters == "Group = 'tiny'"  # the sweep's W&B group (loggers.sweep_name)
+    metrics = {m for panel in grid.panels if hasattr(panel, "metrics") for m in panel.metrics}
+    assert {"test/top1_err", "test/top5_err", "val/top1_err", "val/top5_err"} <= metrics
