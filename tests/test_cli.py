@@ -180,6 +180,9 @@ def test_debug_after_experiment_and_plus_for_appended_groups(tmp_path):
     assert check_argv(["sweep=ablations", "-m"]).startswith("sweep=ablations: add a +")
     assert check_argv(["+experiment=paper", "+debug=tiny", "data.root=x"]) is None
     assert check_argv(["-m", "+experiment=paper,tanh", "hydra.run.dir=x"]) is None
+    assert check_argv(["proxy=cifar10"]).startswith("proxy=cifar10: add a +")
+    assert check_argv(["+proxy=cifar10", "+experiment=no_lrn"]).startswith("put +proxy=... after +experiment")
+    assert check_argv(["+experiment=no_lrn", "+proxy=cifar10", "+debug=tiny"]) is None
     proc = run_cli(["+debug=tiny", "+experiment=paper"], tmp_path, tmp_path / "cache")
     assert proc.returncode == 2 and proc.stderr == "error: put +debug=... after +experiment=...: Hydra applies " \
                                                    "appended groups in command-line order\n"

@@ -174,3 +174,36 @@ def test_init_statistics(scheme):
         assert w.std().item() == pytest.approx(std, rel=0.05), name
         expected_bias = BIASES.get(scheme, {}).get(name, 0.0)
         assert torch.all(b == expected_bias), name
+
+
+# the paper's full-size fan-ins (towers two: conv2, conv4, conv5 see half of the previous layer)
+FULL_FAN_IN = {"conv1": 363, "conv2": 1200, "conv3": 2304, "conv4": 1728, "conv5": 1728, "fc6": 9216, "fc7": 4096,
+               "fc8": 4096}
+
+
+def test_paper_scaled_init_is_the_paper_at_full_size_and_keeps_its_gain_when_narrower():
+    torch.manual_seed(0)
+    full = AlexNet(init="paper_scaled").weighted_layers()
+    for name, layer in full.items():
+        assert layer.weight.std().item() == pytest.approx(0.01, rel=0.05), name  # equal to init=paper
+    small = AlexNet(init="paper_scaled", width=0.25, fc_units=512, input_size=64, num_classes=10).weighted_layers()
+    for name, layer in small.items():
+        fan_in = layer.weight[0].numel()
+        std = 0.01 * math.sqrt(FULL_FAN_IN[name] / fan_in)
+        assert layer.weight.std().item() == pytest.approx(std, rel=0.1), name
+        gain = layer.weight.std().item() * math.sqrt(fan_in)  # what the layer does to its input's spread
+        assert gain == pytest.approx(0.01 * math.sqrt(FULL_FAN_IN[name]), rel=0.1), name
+        assert torch.all(layer.bias == BIASES["paper"][name]), name
+    assert small["fc6"].weight.std().item() == pytest.approx(0.12, rel=0.1)  # 64 inputs instead of 9,216
+
+
+def test_forward_features_and_head_are_the_network():
+    torch.manual_seed(0)
+    net = AlexNet(width=0.125, fc_units=64, input_size=64, num_classes=10).eval()
+    x = torch.randn(3, 3, 64, 64)
+    features = net.forward_features(x)
+    assert features.shape == (3, 32, 1, 1)  # conv5: 256 x 0.125 kernels, pool5 1x1 at 64 px
+    hidden = net.forward_head(features, pre_logits=True)
+    assert hidden.shape == (3, 64) and bool((hidden >= 0).all())  # fc7 after its ReLU
+    assert torch.equal(net.forward_head(features), net(x))
+    assert torch.equal(net.classifier.fc8(hidden), net(x))

@@ -259,3 +259,27 @@ def test_a_bad_file_fixed_in_place_is_redone(tmp_path):
     prepare(raw, out, chunk_size=3, show_progress=False)
     prepare(raw, tmp_path / "fresh2", chunk_size=3, show_progress=False)
     assert every_file(out) == every_file(tmp_path / "fresh2")
+
+
+def test_size_makes_a_smaller_store_that_training_reads_at_its_size(tmp_path):
+    from alexnet_lit.data.sources import MissingData, check_source
+    from alexnet_lit.data.store import PreparedSplit, store_size
+
+    noisy_set(tmp_path / "raw", per_class=3, size=(50, 40))
+    manifest = prepare(tmp_path / "raw", tmp_path / "out", workers=1, show_progress=False, size=36)
+    assert manifest["params"]["size"] == 36 and store_size(tmp_path / "out") == 36
+    rows = np.fromfile(tmp_path / "out" / "train.u8", dtype=np.uint8).reshape(-1, 36, 36, 3)
+    first = sorted((tmp_path / "raw" / "train" / wnids()[0]).iterdir())[0]
+    np.testing.assert_array_equal(rows[0], load_square(first, 36))
+    assert np.load(tmp_path / "out" / "stats.npz")["mean_image"].shape == (36, 36, 3)
+    assert PreparedSplit(tmp_path / "out", "train").image(0).shape == (36, 36, 3)
+
+    class Data:  # what check_source reads of the data config
+        source, root, normalize, stats_path, download = "prepared", str(tmp_path / "out"), "channel", None, False
+        lighting = type("L", (), {"enabled": False})
+        resize_size = 256
+
+    with pytest.raises(MissingData, match="data.resize_size=256, but the store .* holds 36x36 images"):
+        check_source(Data)
+    Data.resize_size = 36
+    check_source(Data)

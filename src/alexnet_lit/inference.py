@@ -20,7 +20,7 @@ from alexnet_lit.config import ConfigError, LightingConfig
 from alexnet_lit.data import classes as ilsvrc
 from alexnet_lit.data.augment import eval_transform
 from alexnet_lit.data.lighting import Normalizer
-from alexnet_lit.data.sources import rgb_loader
+from alexnet_lit.data.sources import DecodeError, rgb_loader
 
 
 def load(ckpt_path: str, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
@@ -49,6 +49,8 @@ class Preprocess:
 
     def uint8(self, path: str | Path) -> torch.Tensor:
         """Decoded and cropped, still uint8; raises sources.DecodeError naming the file."""
+        if Path(path).stat().st_size == 0:
+            raise DecodeError(f"{path}: empty file (0 bytes)")
         return self.transform(rgb_loader(str(path), self.resize))
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
@@ -68,7 +70,7 @@ def class_names(contract: dict[str, Any], num_classes: int) -> list[str]:
     return [f"{readable[index[n]]} ({n})" if readable and n in index else n for n in names]
 
 
-def image_files(inputs: list[str]) -> list[Path]:
+def image_files(inputs: list[str], key: str = "inputs") -> list[Path]:
     """Files named on the command line (each, whatever its suffix) and the images inside folders (recursively,
     by torchvision's image extensions), sorted. A name that does not exist is an error."""
     out: list[Path] = []
@@ -79,7 +81,7 @@ def image_files(inputs: list[str]) -> list[Path]:
         elif p.exists():
             out.append(p)
         else:
-            raise ConfigError(f"inputs={item}: no such file or folder")
+            raise ConfigError(f"{key}={item}: no such file or folder")
     if not out:
-        raise ConfigError(f"inputs={inputs}: no image files there (looked for {', '.join(IMG_EXTENSIONS[:4])}, ...)")
+        raise ConfigError(f"{key}={inputs if len(inputs) > 1 else inputs[0]}: no image files there (looked for {', '.join(IMG_EXTENSIONS[:4])}, ...)")
     return out

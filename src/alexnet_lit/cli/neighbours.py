@@ -43,9 +43,9 @@ def check_neighbours(cfg: DictConfig) -> NeighboursConfig:
                           f"[train=FOLDER]")
     c = build(NeighboursConfig, OmegaConf.to_container(cfg, resolve=True))
     read(c.ckpt_path)
-    image_files(as_list(c.images))
+    image_files(as_list(c.images), "images")
     if c.train is not None:
-        image_files(as_list(c.train))
+        image_files(as_list(c.train), "train")
     elif run_config(c.ckpt_path) is None:
         raise ConfigError(f"train is not set and {c.ckpt_path} is not inside a run folder with .hydra/config.yaml: "
                           f"give the training images, train=/path/to/train")
@@ -62,7 +62,7 @@ class TrainImages:
 
         self.files: list[Path] | None = None
         if c.train is not None:
-            self.files = image_files(as_list(c.train))
+            self.files = image_files(as_list(c.train), "train")
             self.labels = [f.parent.name for f in self.files]
             self.n = len(self.files)
             self.prep = prep
@@ -140,7 +140,7 @@ def run(cfg: DictConfig) -> None:
     module, contract = load(c.ckpt_path, device)
     prep = Preprocess(contract)
     names = class_names(contract, module.num_classes)
-    query_files = image_files(as_list(c.images))
+    query_files = image_files(as_list(c.images), "images")
     query_imgs = [prep.uint8(f) for f in query_files]
     train = TrainImages(c, prep)
     train_imgs, train_labels = zip(*(train.uint8(i) for i in range(train.n)))
