@@ -199,11 +199,13 @@ def test_paper_scaled_init_is_the_paper_at_full_size_and_keeps_its_gain_when_nar
 
 def test_forward_features_and_head_are_the_network():
     torch.manual_seed(0)
-    net = AlexNet(width=0.125, fc_units=64, input_size=64, num_classes=10).eval()
+    net = AlexNet(width=0.125, fc_units=64, input_size=64, num_classes=10, init="kaiming").eval()
     x = torch.randn(3, 3, 64, 64)
     features = net.forward_features(x)
     assert features.shape == (3, 32, 1, 1)  # conv5: 256 x 0.125 kernels, pool5 1x1 at 64 px
     hidden = net.forward_head(features, pre_logits=True)
-    assert hidden.shape == (3, 64) and bool((hidden >= 0).all())  # fc7 after its ReLU
+    c = net.classifier
+    assert torch.equal(hidden, torch.relu(c.fc7(torch.relu(c.fc6(features.flatten(1))))))  # fc7 after its ReLU
+    assert hidden.shape == (3, 64) and bool((hidden == 0).any())
     assert torch.equal(net.forward_head(features), net(x))
     assert torch.equal(net.classifier.fc8(hidden), net(x))

@@ -51,3 +51,35 @@ def test_offline_run_logs_metrics_config_group_and_tags(tmp_path, cache_dir, mon
     assert {"no_lrn", "unit"} <= set(record["tags"])
     config = record["config"]
     assert config["model"]["lrn"]["enabled"] is False and config["experiment_name"] == "no_lrn"
+
+
+def test_jobs_of_a_sweep_share_its_group_and_carry_their_ablation(tmp_path, monkeypatch):
+    """In a sweep the W&B group is the sweep folder's name (alexnet-report --wandb reports that group); the
+    ablation is the job type and a tag; seeds and the sweep's own name are not part of the recipe."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    from alexnet_lit.loggers import finish, wandb_logger
+    from conftest import CONF
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    job = ["seed=1", "+experiment=no_lrn", "+proxy=cifar10", "+sweep=ablations_cifar10", "run_id=abl"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=job, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.runtime.output_dir = str(tmp_path / "multiruns" / "abl" / "4_no_lrn")
+        cfg.hydra.overrides.task = job
+    HydraConfig.instance().set_config(cfg)
+    try:
+        logger = wandb_logger(project="alexnet-lit", experiment_name="no_lrn", save_dir=str(tmp_path), seed=1)
+        run = logger.experiment
+        assert run.group == "abl"
+        assert run.job_type == "no_lrn/proxy=cifar10"
+        assert run.name == "no_lrn/proxy=cifar10/seed1"
+        assert {"no_lrn", "+experiment=no_lrn", "seed=1"} <= set(run.tags)
+        finish([logger])
+    finally:
+        HydraConfig.instance().cfg = None

@@ -39,7 +39,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 MIN_METRICS = ("val/top1_err", "val/top5_err", "val/loss", "test/top1_err", "test/top5_err",
                "test/top1_err_10crop", "test/top5_err_10crop")
 _NOT_RECIPE = ("seed=", "trainer.", "paths.", "logger", "callbacks", "hydra", "data.num_workers", "ckpt_path", "run_id",
-               "checkpoint_every_n_steps", "data.timeout", "out=",
+               "checkpoint_every_n_steps", "data.timeout", "out=", "sweep=",
                "experiment=", "+experiment=", "test=", "tags=", "project=")
 
 
