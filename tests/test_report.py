@@ -117,6 +117,9 @@ def test_user_errors_are_one_line(tmp_path):
     proc = run_cli([f"runs={tmp_path}", f"out_dir={tmp_path}", "--wandb"], tmp_path, tmp_path, script=REPORT,
                    env={"WANDB_API_KEY": "", "WANDB_MODE": "offline"})
     assert proc.returncode == 2 and "--wandb" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli(["runs=wandb:me/alexnet-lit/abl", f"out_dir={tmp_path}"], tmp_path, tmp_path, script=REPORT,
+                   env={"WANDB_API_KEY": "", "WANDB_MODE": "offline"})
+    assert proc.returncode == 2 and "needs W&B online" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_paper_claims_have_a_section_each():
@@ -138,3 +141,37 @@ def test_wandb_report_object_builds_offline(sweep):
     assert grid.runsets[0].filters == "Group = 'tiny'"  # the sweep's W&B group (loggers.sweep_name)
     metrics = {m for panel in grid.panels if hasattr(panel, "metrics") for m in panel.metrics}
     assert {"test/top1_err", "test/top5_err", "val/top1_err", "val/top5_err"} <= metrics
+
+
+def test_runs_from_a_wandb_group_through_the_public_api():
+    """runs=wandb:ENTITY/PROJECT/GROUP reads W&B's Api().runs(...): config, state and history, as from folders
+    (the Api is replaced by an object of the same shape: there is no W&B server here)."""
+    from alexnet_lit.report.runs import read_wandb
+
+    class Run:
+        def __init__(self, id_, exp, seed, state, val):
+            self.id, self.state, self.config, self.summary = id_, state, {"experiment_name": exp, "seed": seed}, \
+                {"_runtime": 60.0}
+            self.rows = [{"trainer/global_step": 9, "epoch": 0, "val/top1_err": val, "val/top5_err": 0.1, "_step": 3},
+                         {"trainer/global_step": 9, "epoch": 0, "train/top1_err": 0.7, "train/top5_err": 0.2},
+                         {"trainer/global_step": 0, "lr/weights": 0.01, "lr/biases": 0.01},
+                         {"trainer/global_step": 19, "epoch": 1, "val/top1_err": val - 0.1,
+                          "conv1/kernels": {"_type": "image"}},
+                         {"trainer/global_step": 20, "epoch": 1, "test/top1_err": val - 0.12}]
+
+        def scan_history(self):
+            return self.rows
+
+    class Api:
+        def runs(self, path, filters=None):
+            self.asked = (path, filters)
+            return [Run("a", "paper", 0, "finished", 0.5), Run("b", "no_lrn", 0, "crashed", 0.6)]
+
+    api = Api()
+    runs = read_wandb("wandb:me/alexnet-lit/abl", api)
+    assert api.asked == ("me/alexnet-lit", {"group": "abl"})
+    paper, no_lrn = runs
+    assert (paper.experiment, paper.seed, paper.state, no_lrn.state) == ("paper", 0, "finished", "killed")
+    assert [e.val_top1 for e in paper.epochs] == pytest.approx([0.5, 0.4]) and paper.epochs[0].train_top1 == 0.7
+    assert paper.epochs[0].lr == 0.01 and paper.test["test/top1_err"] == pytest.approx(0.38)
+    assert paper.wall_s == 60.0

@@ -310,7 +310,7 @@ class PrepareConfig:
 class ReportConfig:
     """alexnet-report (cli/report.py)."""
 
-    runs: Any = MISSING  # a sweep folder (logs/multiruns/<id>), a run folder, or a list of them
+    runs: Any = MISSING  # a sweep folder (logs/multiruns/<id>), a run folder, a list; or wandb:ENTITY/PROJECT/GROUP
     out_dir: str = MISSING  # report.md, report.json and the PNG plots go here
     baseline: str | None = None  # the experiment the ablations are compared with (null: the paper's recipe, paper)
     wandb: bool = False  # also create a W&B report of the sweep (online; pip install -e .[report])

@@ -83,5 +83,6 @@ def image_files(inputs: list[str], key: str = "inputs") -> list[Path]:
         else:
             raise ConfigError(f"{key}={item}: no such file or folder")
     if not out:
-        raise ConfigError(f"{key}={inputs if len(inputs) > 1 else inputs[0]}: no image files there (looked for {', '.join(IMG_EXTENSIONS[:4])}, ...)")
+        shown = inputs if len(inputs) > 1 else inputs[0]
+        raise ConfigError(f"{key}={shown}: no image files there (looked for {', '.join(IMG_EXTENSIONS[:4])}, ...)")
     return out

@@ -4,6 +4,7 @@
     alexnet-report 'runs=[logs/paper/runs/a,logs/no_lrn/runs/b]' out_dir=reports/ab
     alexnet-report runs=logs/multiruns/<id> out_dir=... baseline=two_gpu     # compare against another experiment
     alexnet-report runs=... out_dir=... --wandb    # also a W&B report of the sweep (online; pip install -e .[report])
+    alexnet-report runs=wandb:ENTITY/alexnet-lit/<sweep> out_dir=...   # the runs of a W&B group (online)
 
 Reads each run's composed config (.hydra/config.yaml), csv/metrics.csv and run.json (report/runs.py); a sweep
 folder's multirun.yaml says which jobs the sweep was to run, so jobs that never started show as missing. The
@@ -41,7 +42,13 @@ def check_report(cfg: DictConfig) -> ReportConfig:
                           f"out_dir=reports/<id> (runs: a sweep folder, a run folder or a list of them)")
     c = build(ReportConfig, OmegaConf.to_container(cfg, resolve=True))
     paths = run_paths(c.runs)
-    if not any(Path(p).expanduser().is_dir() for p in paths):
+    if any(p.startswith("wandb:") for p in paths):
+        from alexnet_lit.loggers import should_run_offline
+
+        if should_run_offline():
+            raise ConfigError(f"runs={paths[0]}: reading runs from W&B needs W&B online (WANDB_API_KEY); give the "
+                              f"run or sweep folders instead")
+    elif not any(Path(p).expanduser().is_dir() for p in paths):
         raise ConfigError(f"runs={paths[0] if len(paths) == 1 else paths}: no such folder; give a sweep folder "
                           f"(logs/multiruns/<id>) or run folders (logs/<experiment>/runs/<id>)")
     check_writable(c.out_dir, "out_dir")
@@ -57,7 +64,11 @@ def run(cfg: DictConfig) -> None:
     from alexnet_lit.report.write import write
 
     c = check_report(cfg)
-    runs = read_runs([Path(p).expanduser() for p in run_paths(c.runs)])
+    from alexnet_lit.report.runs import read_wandb
+
+    runs = []
+    for p in run_paths(c.runs):
+        runs += read_wandb(p) if p.startswith("wandb:") else read_runs([Path(p).expanduser()])
     command = "alexnet-report " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     data = write(runs, c.out_dir, command, c.baseline)
     states = Counter(r.state for r in runs)

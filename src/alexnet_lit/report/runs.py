@@ -89,6 +89,19 @@ def epochs_of(rows: list[dict[str, str]]) -> list[Epoch]:
     return [e for e in epochs if e.val_top1 is not None or e.train_top1 is not None]
 
 
+def fill_from_rows(run: Run, rows: list[dict[str, str]]) -> Run:
+    """Epochs, test errors and images/s from logged rows (CSV rows, or W&B history rows in the same form)."""
+    run.epochs = epochs_of(rows)
+    for r in rows:
+        for key in TEST_KEYS:
+            if key in r:
+                run.test[key] = float(r[key])
+    speeds = [float(r.get("train/samples_per_sec", r["train/device/samples_per_sec"])) for r in rows
+              if "train/device/samples_per_sec" in r]
+    run.images_per_s = sum(speeds) / len(speeds) if speeds else None
+    return run
+
+
 def read_run(folder: Path, job: str = "") -> Run:
     folder = Path(folder)
     cfg_path = folder / ".hydra" / "config.yaml"
@@ -99,15 +112,7 @@ def read_run(folder: Path, job: str = "") -> Run:
     run = Run(folder, str(cfg.get("experiment_name", "?")), cfg.get("seed"), run_record.state(record),
               job or str(folder), config=cfg)
     metrics = folder / "csv" / "metrics.csv"
-    rows = read_csv(metrics) if metrics.is_file() else []
-    run.epochs = epochs_of(rows)
-    for r in rows:
-        for key in TEST_KEYS:
-            if key in r:
-                run.test[key] = float(r[key])
-    speeds = [float(r.get("train/samples_per_sec", r["train/device/samples_per_sec"])) for r in rows
-              if "train/device/samples_per_sec" in r]
-    run.images_per_s = sum(speeds) / len(speeds) if speeds else None
+    fill_from_rows(run, read_csv(metrics) if metrics.is_file() else [])
     if record is not None:
         run.wall_s = record.get("wall_s")
         run.reason = record.get("reason", "")
@@ -171,4 +176,40 @@ def read_runs(paths: list[str | Path]) -> list[Run]:
                 runs.append(Run(None, _job_value(job, "experiment_name") or _job_value(job, "experiment") or "?",
                                 int(seed) if seed and seed.isdigit() else None, "missing", name,
                                 reason="never started"))
+    return runs
+
+
+# W&B's run states -> ours: a crashed run stopped without saying so (killed), a killed one was stopped by a user
+WANDB_STATES = {"finished": "finished", "failed": "failed", "crashed": "killed", "killed": "interrupted",
+                "running": "running"}
+
+
+def read_wandb(source: str, api=None) -> list[Run]:
+    """``wandb:ENTITY/PROJECT[/GROUP]``: the runs of a W&B project (one sweep's group), read through W&B's public
+    API (online): each run's logged config (the composed one: experiment_name, seed, ...), its state and its
+    history rows, which hold the same metrics as the CSV (``trainer/global_step`` as the step)."""
+    parts = source.removeprefix("wandb:").strip("/").split("/")
+    if len(parts) not in (2, 3):
+        from alexnet_lit.config import ConfigError
+
+        raise ConfigError(f"runs={source}: expected wandb:ENTITY/PROJECT or wandb:ENTITY/PROJECT/GROUP")
+    if api is None:
+        import wandb
+
+        api = wandb.Api(timeout=60)
+    filters = {"group": parts[2]} if len(parts) == 3 else None
+    runs = []
+    for w in api.runs(f"{parts[0]}/{parts[1]}", filters=filters):
+        cfg = dict(w.config)
+        run = Run(None, str(cfg.get("experiment_name", "?")), cfg.get("seed"), WANDB_STATES.get(w.state, w.state),
+                  f"wandb:{parts[0]}/{parts[1]}/{w.id}", config=cfg)
+        rows = []
+        for h in w.scan_history():
+            row = {k: str(v) for k, v in h.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if "trainer/global_step" in row:
+                row["step"] = row["trainer/global_step"]
+                rows.append(row)
+        fill_from_rows(run, rows)
+        run.wall_s = (w.summary or {}).get("_runtime")
+        runs.append(run)
     return runs
