@@ -125,7 +125,7 @@ def effect(name: str, abl: Experiment, base: Experiment, claim: dict[str, Any]) 
         d1, se1 = difference(abl.headline(1), base.headline(1))
         d5, se5 = difference(abl.headline(5), base.headline(5))
     if d1 is None:
-        agrees = "no runs"
+        agrees = "no finished runs"
     elif kind == "at_least":
         agrees = "yes" if d1 >= claim["top1"] else ("sign only" if d1 > 0 else "no")
     else:
@@ -188,15 +188,15 @@ def plot_curves(experiments: dict[str, Experiment], out: Path) -> list[str]:
             lr = [(e.epoch + 1, e.lr) for e in ep if e.lr is not None]
             if lr:
                 ax_lr.plot(*zip(*lr), color=colours(i % 10), alpha=0.8, label=label, marker=".")
-    for ax, title in zip(axes, ("train top-1 error (%)", "val top-1 error (%)")):
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, title in zip([*axes, ax_lr], ("train top-1 error (%)", "val top-1 error (%)", "learning rate (weights)")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].legend(fontsize=8)
     ax_lr.set_yscale("log")
-    ax_lr.set_xlabel("epoch")
-    ax_lr.set_title("learning rate (weights)")
-    ax_lr.grid(alpha=0.3)
     ax_lr.legend(fontsize=8)
     fig.tight_layout()
     fig_lr.tight_layout()
