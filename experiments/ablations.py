@@ -1,6 +1,6 @@
 """The CPU-sized ablation study, end to end: data, the sweep, the report (make ablations).
 
-    python experiments/ablations.py                       # all three steps; the report lands in logs/ablations-report
+    python experiments/ablations.py                       # all three steps (74 min on 2 cores); logs/ablations-report
     python experiments/ablations.py out_dir=experiments/ablations    # where the committed report was written
     python experiments/ablations.py prepare | sweep | report          # one step (report: on the finished sweep)
     python experiments/ablations.py sweep seeds=0,1 epochs=3          # a smaller study
@@ -10,8 +10,10 @@ Steps:
    ~/.cache/alexnet-lit), with ``val`` naming the test split, and make the 72 px store with its mean image and RGB
    PCA (``alexnet-prepare size=72``; skipped when complete).
 2. sweep: ``train.py +sweep=ablations_cifar10`` (conf/sweep/ablations_cifar10.yaml: the paper's recipe and 7
-   ablations on conf/proxy/cifar10.yaml, seeds 0, 1, 2) into logs/multiruns/<run_id>.
-3. report: ``alexnet-report`` on that sweep folder.
+   ablations on conf/proxy/cifar10.yaml, seeds 0, 1, 2) into logs/multiruns/<run_id> (default
+   ablations-cifar10-<date>-<time>: each study its own folder; an interrupted one continues with
+   ``python train.py +sweep=ablations_cifar10 run_id=<it> ckpt_path=last``).
+3. report: ``alexnet-report`` on that sweep folder (alone: the newest study, or ``run_id=``).
 
 Each step prints its wall time and the machine (CPU name and cores): the study's budget is measured, not assumed.
 """
@@ -65,7 +67,13 @@ def prepare() -> float:
 def main(argv: list[str]) -> None:
     steps = [a for a in argv if "=" not in a] or ["prepare", "sweep", "report"]
     opts = dict(a.split("=", 1) for a in argv if "=" in a)
-    run_id = opts.get("run_id", "ablations-cifar10")
+    run_id = opts.get("run_id")
+    if run_id is None and "sweep" not in steps:  # the report of the newest study
+        found = sorted((ROOT / "logs" / "multiruns").glob("ablations-cifar10-*"))
+        run_id = found[-1].name if found else None
+        if run_id is None:
+            sys.exit("error: no study in logs/multiruns (ablations-cifar10-*): run the sweep first, or give run_id=")
+    run_id = run_id or f"ablations-cifar10-{time.strftime('%Y%m%d-%H%M%S')}"  # a new folder for each study
     sweep_dir = ROOT / "logs" / "multiruns" / run_id
     out_dir = opts.get("out_dir", str(ROOT / "logs" / "ablations-report"))
     print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores", flush=True)

@@ -27,7 +27,8 @@ def test_a_run_into_a_log_file_prints_progress_lines_and_no_noise(tmp_path, cach
         assert noise not in out, noise
     assert out.count("wandb sync ") == 1  # ours, once; W&B's own footer is silenced
     run_dir = next((tmp_path / "logs" / "quickstart" / "runs").iterdir())
-    assert sorted(p.name for p in run_dir.iterdir()) == [".hydra", "checkpoints", "csv", "wandb"]  # no train.log
+    expected = [".hydra", "checkpoints", "csv", "figures", "run.json", "wandb"]  # no train.log
+    assert sorted(p.name for p in run_dir.iterdir()) == expected
 
 
 def test_wandb_without_network_continues_offline(tmp_path, cache_dir):

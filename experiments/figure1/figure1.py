@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 TARBALL = HERE.parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 CACHE = Path(os.environ.get("ALEXNET_LIT_CACHE", Path.home() / ".cache" / "alexnet-lit"))
 TARGET = 0.25
-DEFAULTS = {"train_images": 10000, "max_epochs": 40, "lrs": "0.0025,0.005,0.01,0.02,0.04", "seed": 0,
+DEFAULTS = {"train_images": 10000, "max_epochs": 25, "lrs": "0.005,0.01,0.02,0.04", "seed": 0,
             "batch_size": 128, "threads": 0, "out_dir": str(HERE)}
 
 
