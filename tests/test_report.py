@@ -175,3 +175,20 @@ def test_runs_from_a_wandb_group_through_the_public_api():
     assert [e.val_top1 for e in paper.epochs] == pytest.approx([0.5, 0.4]) and paper.epochs[0].train_top1 == 0.7
     assert paper.epochs[0].lr == 0.01 and paper.test["test/top1_err"] == pytest.approx(0.38)
     assert paper.wall_s == 60.0
+
+
+def test_effects_are_ablation_minus_baseline_with_the_standard_error_of_the_difference():
+    from alexnet_lit.report.runs import Run
+
+    def runs(name, errors):
+        return [Run(None, name, s, "finished", test={"test/top1_err": e, "test/top5_err": e / 4})
+                for s, e in enumerate(errors)]
+
+    data = build(runs("paper", [0.40, 0.42, 0.44]) + runs("no_lrn", [0.45, 0.47, 0.49])
+                 + runs("no_pca", [0.405, 0.425, 0.445]))
+    lrn, pca = data["effects"]
+    assert lrn["top1"] == pytest.approx(5.0) and lrn["top5"] == pytest.approx(1.25)
+    assert lrn["se1"] == pytest.approx(((2.0**2 / 3) * 2) ** 0.5)  # sd 2 points on both sides, 3 seeds each
+    assert lrn["agrees"] == "yes" and lrn["beyond_noise"].startswith("yes (3.1 SE)")
+    assert pca["top1"] == pytest.approx(0.5) and pca["agrees"] == "sign only"  # "over 1%": not met
+    assert pca["beyond_noise"].startswith("no")
