@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint describe clean bench-data check-resume ablations
+.PHONY: install train test lint describe clean bench-data bench-towers check-resume ablations
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ clean:
 
 bench-data: install
 	$(PY) experiments/bench_data.py
+
+# the two-tower net on one process against two (one tower each), same global batch and cores; bytes exchanged
+bench-towers: install
+	$(PY) experiments/bench_towers.py
 
 check-resume: install
 	$(PY) experiments/resume_check.py

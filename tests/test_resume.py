@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -353,19 +354,23 @@ def test_one_process_and_two_ddp_ranks_train_the_same_network(tmp_path, cache_di
     assert val_errors(run_folder(tmp_path, "one")) == val_errors(run_folder(tmp_path, "two"))
 
 
-def test_each_ddp_rank_draws_its_own_dropout_masks():
+def test_each_ddp_rank_draws_its_own_dropout_masks_and_the_towers_of_a_pair_the_same():
     from alexnet_lit.callbacks import StepSeed
+    from alexnet_lit.parallel import TowerParallelStrategy
 
-    class Trainer:
-        current_epoch = 0
+    def masks(ranks, strategy=None) -> list[torch.Tensor]:
+        out = []
+        for rank in ranks:
+            trainer = SimpleNamespace(current_epoch=0, global_rank=rank, world_size=4, strategy=strategy)
+            StepSeed(0).on_train_batch_start(trainer, None, None, batch_idx=3)
+            out.append(torch.nn.functional.dropout(torch.ones(1000), 0.5))
+        return out
 
-    masks = []
-    for rank in (0, 1, 0):
-        trainer = Trainer()
-        trainer.global_rank = rank
-        StepSeed(0).on_train_batch_start(trainer, None, None, batch_idx=3)
-        masks.append(torch.nn.functional.dropout(torch.ones(1000), 0.5))
-    assert not torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
+    ddp = masks([0, 1, 0])
+    assert not torch.equal(ddp[0], ddp[1]) and torch.equal(ddp[0], ddp[2])
+    towers = masks([0, 1, 2, 3], TowerParallelStrategy())  # ranks 0, 1: pair 0; ranks 2, 3: pair 1
+    assert torch.equal(towers[0], towers[1]) and torch.equal(towers[2], towers[3])
+    assert torch.equal(towers[0], ddp[0]) and not torch.equal(towers[0], towers[2])
 
 
 # --- SLURM, through submitit ----------------------------------------------------------------------------------

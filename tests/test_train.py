@@ -17,6 +17,8 @@ from conftest import TINY, compose_train
 
 EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
 FEW_STEPS = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+# in this process: two_gpu's tower strategy starts 2 processes (tests/test_towers.py runs it so); here its network
+ONE_PROCESS = {"two_gpu": ["trainer=cpu"]}
 
 
 def read_csv(output_dir: Path) -> list[dict[str, str]]:
@@ -34,7 +36,8 @@ def test_experiments_are_all_tested():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_a_few_steps(experiment, tmp_path, cache_dir):
-    cfg = compose_train([f"+experiment={experiment}", *TINY, *FEW_STEPS], tmp_path, cache_dir)
+    cfg = compose_train([f"+experiment={experiment}", *ONE_PROCESS.get(experiment, []), *TINY, *FEW_STEPS], tmp_path,
+                        cache_dir)
     assert cfg.experiment_name == experiment
     metrics = run(cfg)
     for key in ("train/loss", "val/top1_err", "val/top5_err", "test/top1_err", "test/top1_err_10crop"):

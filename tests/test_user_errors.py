@@ -90,6 +90,11 @@ CASES = [
     ("train", ["data.num_classes=7"], "error: data.generated.classes=10 differs from data.num_classes=7"),
     ("train", ["data.crop_size=48"], "error: model.input_size=48 (data.crop_size) is too small for the paper's"),
     ("train", ["data.batch_size=200"], "error: data.batch_size=200 is more than the 120 generated training images"),
+    ("train", ["trainer=towers_cpu", "model.towers=one_half"],
+     "error: trainer=towers puts the paper's two towers on two devices: it needs model.towers=two, not "
+     "model.towers=one_half"),
+    ("train", ["trainer=towers_cpu", "trainer.devices=3"],
+     "error: trainer=towers needs 2 processes per tower pair (2 x N for N data-parallel pairs): trainer.devices"),
     # files: the checkpoint to resume from
     ("train", ["ckpt_path={tmp}/missing.ckpt"], "error: ckpt_path={tmp}/missing.ckpt: no such file"),
     ("train", ["ckpt_path={tmp}"], "error: ckpt_path={tmp} is a folder: give a .ckpt file"),
@@ -117,6 +122,7 @@ CASES = [
     ("eval", ["ckpt_path={tmp}/good.ckpt", "data.num_classes=7", "data.generated.classes=7"],
      "has 10 classes but data.num_classes=7"),
     ("describe", ["model.width=0.3"], "error: model.towers=two splits every conv layer"),
+    ("describe", ["trainer=towers_cpu", "model.towers=one"], "error: trainer=towers puts the paper's two towers"),
     ("prepare", [], "error: root and out_dir not set: alexnet-prepare root="),
     ("prepare", ["root={tmp}/nowhere", "out_dir={tmp}/out"], "error: root={tmp}/nowhere: no such folder"),
     ("prepare", ["root={tmp}/cats", "out_dir={tmp}/out", "workers=0"], "error: workers=0: must be >= 1"),

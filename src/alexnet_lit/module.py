@@ -28,7 +28,9 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from alexnet_lit import parallel
 from alexnet_lit.config import ConfigError, ModelConfig, OptimizerName, build, plain
+from alexnet_lit.models import towers
 from alexnet_lit.models.alexnet import AlexNet
 from alexnet_lit.paper_sgd import PaperSGD
 
@@ -69,6 +71,28 @@ class AlexNetModule(pl.LightningModule):
         self.val_metrics = error_metrics(self.num_classes).clone(prefix="val/")
         self.test_metrics = error_metrics(self.num_classes).clone(prefix="test/")
         self.test_metrics_10crop = error_metrics(self.num_classes).clone(prefix="test/", postfix="_10crop")
+        self.sync_group = None  # the group logged values and metrics are reduced over (None: every rank)
+
+    def configure_model(self) -> None:
+        """On the tower strategy (parallel.py): keep this rank's tower of every layer (models/towers.py), and reduce
+        metrics over the data-parallel replicas only (the two towers of a pair hold the same predictions)."""
+        if not parallel.is_towers(self._trainer):
+            return
+        if self.net.towers.value != "two":
+            raise ConfigError(f"trainer=towers puts the paper's two towers on two devices: it needs model.towers=two, "
+                              f"not {self.net.towers.value} (run the one-tower nets with trainer=gpu, cpu or ddp)")
+        mesh = self.trainer.strategy.device_mesh
+        towers.split(self.net, mesh["tensor_parallel"])
+        self.sync_group = parallel.data_parallel_group(self.trainer)
+        for metrics in (self.train_metrics, self.val_metrics, self.test_metrics, self.test_metrics_10crop):
+            for metric in metrics.values():
+                metric.process_group = self.sync_group
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Tower pairs as data-parallel replicas: average each shard's gradient over the replicas."""
+        if self.net.tower_group is not None:
+            _, replicas = parallel.replica(self.trainer)
+            towers.average_gradients(self.net, self.sync_group, replicas)
 
     def setup(self, stage: str) -> None:
         """FLOPs of one training step (forward + backward), measured on the meta device: the throughput monitor
@@ -105,9 +129,10 @@ class AlexNetModule(pl.LightningModule):
         x, y = batch
         probs = self.probabilities(x)
         self.val_metrics.update(probs, y)
-        self.log("val/loss", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True)
+        self.log("val/loss", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
+                 sync_dist_group=self.sync_group)
         # images evaluated, over all steps and ranks: proves each validation image counts exactly once under DDP
-        self.log("val/images", float(len(y)), reduce_fx="sum", sync_dist=True)
+        self.log("val/images", float(len(y)), reduce_fx="sum", sync_dist=True, sync_dist_group=self.sync_group)
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -116,8 +141,9 @@ class AlexNetModule(pl.LightningModule):
         metrics, suffix = (self.test_metrics_10crop, "_10crop") if x.ndim == 5 else (self.test_metrics, "")
         metrics.update(probs, y)
         self.log(f"test/loss{suffix}", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
-                 add_dataloader_idx=False)
-        self.log(f"test/images{suffix}", float(len(y)), reduce_fx="sum", sync_dist=True, add_dataloader_idx=False)
+                 sync_dist_group=self.sync_group, add_dataloader_idx=False)
+        self.log(f"test/images{suffix}", float(len(y)), reduce_fx="sum", sync_dist=True,
+                 sync_dist_group=self.sync_group, add_dataloader_idx=False)
         self.log_dict(metrics, add_dataloader_idx=False)
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -167,7 +193,7 @@ class AlexNetModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lr_reductions"] = self.lr_reductions
-        if self._trainer is not None and self.trainer.world_size == 1 and self.trainer.state.fn == "fit":
+        if self._trainer is not None and parallel.replica(self.trainer)[1] == 1 and self.trainer.state.fn == "fit":
             done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
             if done < self.trainer.num_training_batches:  # mid-epoch: the epoch's train/top-k so far (see below)
                 checkpoint["train_metrics"] = {name: metric_state(m) for name, m in self.train_metrics.items()}
@@ -178,10 +204,10 @@ class AlexNetModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.lr_reductions = int(checkpoint.get("lr_reductions", 0))
         self._resumed_hparams = checkpoint.get("hyper_parameters")
-        # one process: a resumed epoch's train/top1_err covers the whole epoch. Under DDP each rank has its own
+        # one replica: a resumed epoch's train/top1_err covers the whole epoch. Under DDP each rank has its own
         # counts and only rank 0's would be saved, so there it covers the part of the epoch after the resume.
         saved = checkpoint.get("train_metrics")
-        if saved and self._trainer is not None and self.trainer.world_size == 1:
+        if saved and self._trainer is not None and parallel.replica(self.trainer)[1] == 1:
             for name, m in self.train_metrics.items():
                 if name in saved:
                     m.persistent(True)

@@ -25,6 +25,8 @@ from lightning import pytorch as pl
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from alexnet_lit.models.towers import full
+
 
 def colour_fraction(weight: torch.Tensor) -> torch.Tensor:
     """Per kernel (out, 3, h, w) -> (out,): the chromatic part's share of its energy, in [0, 1]."""
@@ -62,15 +64,19 @@ def kernel_image(weight: torch.Tensor, towers: int, per_row: int = 8) -> torch.T
 
 
 def conv1_of(module) -> tuple[torch.Tensor, int]:
-    """conv1's weight and the number of towers of an AlexNetModule (or AlexNet)."""
+    """conv1's whole weight and the number of towers of an AlexNetModule (or AlexNet). With one tower per device
+    (trainer=towers) this gathers both halves: every rank must call it."""
     net = getattr(module, "net", module)
     towers = 2 if str(getattr(net.towers, "value", net.towers)) == "two" else 1
-    return net.weighted_layers()["conv1"].weight, towers
+    return full(net.weighted_layers()["conv1"].weight), towers
 
 
 def save(module, path: str | Path, scale: int = 4) -> list[float]:
     """Draw conv1 of ``module`` to ``path`` (PNG, each pixel ``scale`` x ``scale``); returns the towers' colour."""
-    weight, towers = conv1_of(module)
+    return save_weight(*conv1_of(module), path, scale)
+
+
+def save_weight(weight: torch.Tensor, towers: int, path: str | Path, scale: int = 4) -> list[float]:
     img = kernel_image(weight, towers)
     img = torch.nn.functional.interpolate(img[None], scale_factor=scale, mode="nearest")[0]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -88,12 +94,12 @@ class Conv1Kernels(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        self.draw(trainer, pl_module)
+        self.draw(trainer, *conv1_of(pl_module))  # (on every rank: with towers on two devices it gathers)
 
     @rank_zero_only
-    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def draw(self, trainer: pl.Trainer, weight: torch.Tensor, towers: int) -> None:
         path = self.dirpath / f"conv1-epoch{trainer.current_epoch:03d}.png"
-        colours = save(pl_module, path)
+        colours = save_weight(weight, towers, path)
         metrics = {f"conv1/colour_tower{i + 1}": c for i, c in enumerate(colours)}
         for lg in trainer.loggers:
             lg.log_metrics(metrics, step=trainer.global_step)

@@ -17,6 +17,8 @@ from datetime import timedelta
 from lightning import pytorch as pl
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 
+from alexnet_lit.parallel import replica
+
 
 def progress_bar(every_n_steps: int | None = None, force_lines: bool = False) -> ProgressBar:
     """The rich bar when stdout is a terminal, else ``LineProgress`` (or always, with ``force_lines``)."""
@@ -60,7 +62,7 @@ class LineProgress(ProgressBar):
         of = f"/{total}" if isinstance(total, int) else ""
         max_epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         self._print(f"epoch {trainer.current_epoch + 1}{max_epochs} step {done}{of}{loss_text} "
-                    f"{self._images * trainer.world_size / elapsed:,.0f} img/s{eta}")
+                    f"{self._images * replica(trainer)[1] / elapsed:,.0f} img/s{eta}")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:

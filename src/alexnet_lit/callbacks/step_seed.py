@@ -13,6 +13,7 @@ import torch
 from lightning import pytorch as pl
 
 from alexnet_lit.data.order import derive_seed
+from alexnet_lit.parallel import replica
 
 
 class StepSeed(pl.Callback):
@@ -20,4 +21,5 @@ class StepSeed(pl.Callback):
         self.seed = seed
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        torch.manual_seed(derive_seed(self.seed, "dropout", trainer.global_rank, trainer.current_epoch, batch_idx))
+        rank = replica(trainer)[0]  # the two towers of a pair draw the same masks (models/towers.py)
+        torch.manual_seed(derive_seed(self.seed, "dropout", rank, trainer.current_epoch, batch_idx))

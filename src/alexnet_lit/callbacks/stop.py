@@ -33,6 +33,7 @@ from lightning import pytorch as pl
 
 from alexnet_lit import signals
 from alexnet_lit.checkpoint import newest
+from alexnet_lit.models.towers import local
 
 NEVER = 2**62
 
@@ -104,7 +105,7 @@ class StopSafely(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         """Refuse non-finite weights; write out what the loggers hold (the CSV then has every row up to the
         checkpoint when the checkpoint exists: a resume drops the rows after it, and none are missing)."""
-        finite = torch.stack([torch.isfinite(p).all() for p in pl_module.parameters()]).all()
+        finite = torch.stack([torch.isfinite(local(p)).all() for p in pl_module.parameters()]).all()  # own shard
         bad = ~finite if self.bad is None else (~finite | self.bad)
         if trainer.world_size > 1:
             bad = trainer.strategy.reduce(bad.to(torch.int64), reduce_op="max")

@@ -238,7 +238,24 @@ def check(cfg: DictConfig, stats_given: bool = False) -> None:
     from alexnet_lit.models.alexnet import check as check_network
 
     validate(cfg, stats_given)
-    check_network(build(ModelConfig, plain(cfg.model), "model"))
+    model = build(ModelConfig, plain(cfg.model), "model")
+    check_network(model)
+    if "trainer" in cfg and is_towers(cfg.trainer):
+        check_towers(cfg, model)
+
+
+def check_towers(cfg: DictConfig, model) -> None:
+    """trainer=towers / towers_cpu: the two-tower net, on an even number of processes."""
+    from alexnet_lit.config import ConfigError, Towers
+
+    if model.towers != Towers.two:
+        raise ConfigError(f"trainer=towers puts the paper's two towers on two devices: it needs model.towers=two, "
+                          f"not model.towers={Towers(model.towers).value} (the one-tower nets run on trainer=cpu, "
+                          f"gpu or ddp)")
+    n = world_size(cfg.trainer)
+    if n % 2:
+        raise ConfigError(f"trainer=towers needs 2 processes per tower pair (2 x N for N data-parallel pairs): "
+                          f"trainer.devices x trainer.num_nodes = {n} is odd")
 
 
 def checkpoint_bytes(cfg: DictConfig) -> int:
@@ -271,6 +288,17 @@ def world_size(trainer: DictConfig) -> int:
     return n * int(trainer.num_nodes or 1)
 
 
+def is_towers(trainer: DictConfig) -> bool:
+    """Whether the Trainer config runs the tower strategy (trainer=towers, towers_cpu)."""
+    strategy = trainer.get("strategy")
+    return isinstance(strategy, DictConfig) and str(strategy.get("_target_", "")).endswith(".TowerParallelStrategy")
+
+
+def replicas(trainer: DictConfig) -> int:
+    """Data-parallel replicas the Trainer config will run: processes, or tower pairs under trainer=towers."""
+    return world_size(trainer) // 2 if is_towers(trainer) else world_size(trainer)
+
+
 def preflight_train(cfg: DictConfig) -> None:
     """train.py's preflight: ``check_train``, then the data set listed (no image read) to find a missing class
     folder or fewer images than one batch per device before Hydra makes a run folder."""
@@ -279,7 +307,7 @@ def preflight_train(cfg: DictConfig) -> None:
 
     check_train(cfg)
     if cfg.data.source not in (Source.generated, Source.archives):  # those make their files in prepare_data
-        AlexNetDataModule(**plain(cfg.data)).check_training_images(world_size(cfg.trainer))
+        AlexNetDataModule(**plain(cfg.data)).check_training_images(replicas(cfg.trainer))
 
 
 def check_train(cfg: DictConfig) -> tuple[str | None, dict | None]:

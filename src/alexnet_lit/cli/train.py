@@ -37,6 +37,7 @@ from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_e
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.module import AlexNetModule
+from alexnet_lit.parallel import replica
 from alexnet_lit.run_record import RunRecord
 from alexnet_lit.signals import Signalled
 
@@ -115,7 +116,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_all(cfg.callbacks) + extra_callbacks(cfg, seed, checkpoints)
     trainer = make_trainer(cfg, callbacks, run_dir)
     if datamodule.source not in (Source.generated, Source.archives):  # those make their files in prepare_data
-        datamodule.check_training_images(trainer.world_size)
+        datamodule.check_training_images(replica(trainer)[1])
     if rank_zero_only.rank == 0:  # (the trainer knows its rank only once fit has launched the processes)
         remove_temporaries(checkpoints)  # writes a kill interrupted; the checkpoints themselves are whole
         if state is not None:

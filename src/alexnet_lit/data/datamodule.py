@@ -34,6 +34,7 @@ from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.order import EpochOrder, Seeded
 from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import PreparedSplit, load_stats
+from alexnet_lit.parallel import replica
 from alexnet_lit.signals import dataloader_worker_init
 
 
@@ -143,7 +144,7 @@ class AlexNetDataModule(pl.LightningDataModule):
                               f"data.batch_size")
 
     def _world(self) -> tuple[int, int]:
-        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        return replica(self.trainer)  # the rank and size of data parallelism: under trainer=towers, pairs
 
     def _loader(self, split: str, train: bool, batch_size: int | None = None) -> DataLoader:
         dataset, workers = self.datasets[split], self.num_workers

@@ -11,7 +11,8 @@ The arguments, their defaults (the paper's) and their allowed values are ``NetCo
 Towers (section 3.2): with ``towers="two"`` the net is the paper's two-GPU net on one device: conv2, conv4 and
 conv5 are grouped convolutions (each tower sees only its own half of the previous layer), conv3 and the FC
 layers see both towers, and LRN normalizes within a tower. ``one_half`` is the footnote's one-GPU net (half the
-kernels in conv1..conv4, full conv5 and FC); ``one`` is a single full-width tower.
+kernels in conv1..conv4, full conv5 and FC); ``one`` is a single full-width tower. The same net on two devices,
+one tower each (``trainer=towers``), is models/towers.py; it shares these modules and their parameter names.
 
 Where we depart from the paper, or where it is ambiguous:
 - Input size: the paper says 224x224 inputs but its map sizes (55, 27, 13, 6) need 227 (as Caffe crops) or
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from alexnet_lit.config import Activation, ConfigError, Init, NetConfig, Pool, Towers, build
+from alexnet_lit.models import towers as tower_split
 from alexnet_lit.models.init import describe_init, fan_in, init_weights
 from alexnet_lit.models.lrn import LocalResponseNorm
 
@@ -153,6 +155,7 @@ class AlexNet(nn.Module):
         )
         full = full_size_fan_in(cfg) if cfg.init == Init.paper_scaled else None
         init_weights(self.weighted_layers(), cfg.init, full)
+        self.tower_group: tower_split.TowerGroup | None = None  # set by towers.split: one tower per device
 
     def weighted_layers(self) -> dict[str, nn.Module]:
         """conv1..conv5 (those present) and fc6..fc8, by the paper's names."""
@@ -160,12 +163,16 @@ class AlexNet(nn.Module):
         return {n: m for n, m in named if isinstance(m, (nn.Conv2d, nn.Linear))}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """conv1..pool5 (timm's interface): the maps the classifier flattens."""
+        """conv1..pool5 (timm's interface): the maps the classifier flattens (on two devices: this tower's)."""
+        if self.tower_group is not None:
+            return tower_split.forward_features(self, x)
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """fc6..fc8 on ``forward_features``' output; ``pre_logits=True`` stops at the last 4096-d hidden layer
         (fc7 after its ReLU and dropout), the features of the paper's Figure 4 (section 6.1)."""
+        if self.tower_group is not None:
+            return tower_split.forward_head(self, x, pre_logits)
         hidden = self.classifier[:-1](x)
         return hidden if pre_logits else self.classifier.fc8(hidden)
 
