@@ -59,8 +59,8 @@ def runs(tmp_path_factory, cache_dir) -> dict:
     out: dict = {"tmp": tmp}
     steps = [("u", []), ("a", ["trainer.max_epochs=1"]), ("a", [*TOWERS, "ckpt_path=last"]),
              ("b", [*TOWERS, "trainer.max_epochs=1", "test=true"])]
-    for run_id, args in steps:
-        proc = train(tmp, cache_dir, [f"run_id={run_id}", *args])
+    for run_id, args in steps:  # channels_last: its checkpoints' strides differ from the shards'
+        proc = train(tmp, cache_dir, [f"run_id={run_id}", "model.channels_last=true", *args])
         assert proc.returncode == 0, proc.stderr[-3000:]
     (best,) = (run_folder(tmp, "b") / "checkpoints").glob("best-*.ckpt")
     proc = run_cli([f"ckpt_path={best}", "+debug=tiny", "logger=csv_only", f"hydra.run.dir={tmp / 'eval'}",
@@ -68,7 +68,7 @@ def runs(tmp_path_factory, cache_dir) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     out["b_epoch1"] = read_rows(run_folder(tmp, "b") / "csv" / "metrics.csv")
     out["eval"] = read_rows(tmp / "eval" / "csv" / "metrics.csv")
-    proc = train(tmp, cache_dir, ["run_id=b", "ckpt_path=last"])
+    proc = train(tmp, cache_dir, ["run_id=b", "model.channels_last=true", "ckpt_path=last"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 

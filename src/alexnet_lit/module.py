@@ -25,7 +25,7 @@ from lightning import pytorch as pl
 from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.utilities import rank_zero_info
 from torch.nn import functional as F
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lit import parallel
@@ -42,10 +42,29 @@ class TopKError(MulticlassAccuracy):
         return 1.0 - super().compute()
 
 
-def error_metrics(num_classes: int) -> MetricCollection:
-    metrics = {"top1_err": TopKError(num_classes, top_k=1, average="micro")}
+class ImagesCounted(Metric):
+    """How many images the error rates were computed on, summed over the ranks the metrics sync over: each
+    evaluation image once under DDP (EvalShardSampler), and once, not twice, under the tower strategy."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("images", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.images += target.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.images
+
+
+def error_metrics(num_classes: int, count_images: bool = False) -> MetricCollection:
+    metrics: dict[str, Metric] = {"top1_err": TopKError(num_classes, top_k=1, average="micro")}
     if num_classes > 5:
         metrics["top5_err"] = TopKError(num_classes, top_k=5, average="micro")
+    if count_images:
+        metrics["images"] = ImagesCounted()
     return MetricCollection(metrics)
 
 
@@ -68,9 +87,9 @@ class AlexNetModule(pl.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         self.lr_reductions = 0
         self.train_metrics = error_metrics(self.num_classes).clone(prefix="train/")
-        self.val_metrics = error_metrics(self.num_classes).clone(prefix="val/")
-        self.test_metrics = error_metrics(self.num_classes).clone(prefix="test/")
-        self.test_metrics_10crop = error_metrics(self.num_classes).clone(prefix="test/", postfix="_10crop")
+        self.val_metrics = error_metrics(self.num_classes, count_images=True).clone(prefix="val/")
+        self.test_metrics = error_metrics(self.num_classes, count_images=True).clone(prefix="test/")
+        self.test_metrics_10crop = error_metrics(self.num_classes, True).clone(prefix="test/", postfix="_10crop")
         self.sync_group = None  # the group logged values and metrics are reduced over (None: every rank)
 
     def configure_model(self) -> None:
@@ -131,8 +150,6 @@ class AlexNetModule(pl.LightningModule):
         self.val_metrics.update(probs, y)
         self.log("val/loss", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
                  sync_dist_group=self.sync_group)
-        # images evaluated, over all steps and ranks: proves each validation image counts exactly once under DDP
-        self.log("val/images", float(len(y)), reduce_fx="sum", sync_dist=True, sync_dist_group=self.sync_group)
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -141,8 +158,6 @@ class AlexNetModule(pl.LightningModule):
         metrics, suffix = (self.test_metrics_10crop, "_10crop") if x.ndim == 5 else (self.test_metrics, "")
         metrics.update(probs, y)
         self.log(f"test/loss{suffix}", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
-                 sync_dist_group=self.sync_group, add_dataloader_idx=False)
-        self.log(f"test/images{suffix}", float(len(y)), reduce_fx="sum", sync_dist=True,
                  sync_dist_group=self.sync_group, add_dataloader_idx=False)
         self.log_dict(metrics, add_dataloader_idx=False)
 
