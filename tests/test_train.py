@@ -101,7 +101,8 @@ def test_stuck_at_chance_warns_and_stops(tmp_path, cache_dir):
 def test_stuck_at_chance_margin(loss, warns, recwarn):
     cb = StuckAtChance(after_steps=3, window=3, margin=0.02, stop=False)
     strategy = SimpleNamespace(reduce=lambda t, reduce_op: t)
-    trainer = SimpleNamespace(global_step=0, should_stop=False, strategy=strategy)
+    trainer = SimpleNamespace(global_step=0, should_stop=False, strategy=strategy,
+                              _logger_connector=SimpleNamespace(should_update_logs=True))  # every step logs
     module = SimpleNamespace(num_classes=1000)
     for step in range(1, 5):
         trainer.global_step = step
@@ -207,7 +208,8 @@ def test_stuck_at_chance_reads_the_loss_once_and_decides_on_the_mean_over_ranks(
         monkeypatch.setattr(torch.Tensor, name, spy)
     other_rank = torch.tensor(2 * math.log(1000) - 5.0)  # with this rank's 5.0, the mean over ranks is ln 1000
     strategy = SimpleNamespace(reduce=lambda t, reduce_op: (t + other_rank) / 2)
-    trainer = SimpleNamespace(global_step=0, should_stop=False, strategy=strategy)
+    trainer = SimpleNamespace(global_step=0, should_stop=False, strategy=strategy,
+                              _logger_connector=SimpleNamespace(should_update_logs=True))  # every step logs
     cb = StuckAtChance(after_steps=20, window=5, margin=0.02, stop=True)
     with pytest.warns(UserWarning, match="STUCK AT CHANCE"):
         for step in range(1, 22):

@@ -140,7 +140,9 @@ class AlexNetModule(pl.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits.float(), y)
         self.train_metrics.update(logits.detach(), y)
-        self.log("train/loss", loss, prog_bar=True)
+        # not prog_bar=True: Lightning turns progress-bar values into Python numbers after every batch (a host sync
+        # per step); our bars read the loss themselves on logging steps (callbacks/progress.py)
+        self.log("train/loss", loss)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 

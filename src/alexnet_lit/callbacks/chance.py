@@ -26,6 +26,8 @@ import torch
 from lightning import pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
+from alexnet_lit.callbacks.cadence import logging_step
+
 
 class StuckAtChance(pl.Callback):
     def __init__(self, after_steps: int, window: int, margin: float, stop: bool) -> None:
@@ -39,7 +41,7 @@ class StuckAtChance(pl.Callback):
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(loss.detach())  # stays on the device: no sync here
-        if step < self.after_steps:
+        if step < self.after_steps or not logging_step(trainer):  # decide on a logging step: no extra sync
             return
         self.checked = True
         device = loss.device  # entries restored from a checkpoint are on the CPU

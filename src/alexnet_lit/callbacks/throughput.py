@@ -1,14 +1,24 @@
-"""Lightning's ThroughputMonitor (train/samples_per_sec, train/flops_per_sec), counting replicas, not processes.
+"""Lightning's ThroughputMonitor (train/samples_per_sec, train/flops_per_sec), without a host sync per step and
+counting replicas, not processes.
 
-Under the tower strategy (parallel.py) the two ranks of a pair process the same images, so the global images/s
-is a device's images/s times the number of replicas, not times the number of processes; FLOPs are counted per
-pair (the module's ``flops_per_batch`` is the whole network's), so ``device/flops_per_sec`` is a pair's.
+1. Syncs: Lightning's monitor calls ``torch.cuda.synchronize()`` after every batch so that its clock is right.
+   Here the clock is read (and the device synchronized) only on the steps where the loggers write anyway
+   (trainer.log_every_n_steps); the images of the steps in between are counted without touching the device, so
+   each rate is exact over the window of logged points (window_size points = window_size x N steps).
+2. Replicas: under the tower strategy (parallel.py) the two ranks of a pair process the same images, so the
+   global images/s is a device's images/s times the number of replicas, not times the number of processes;
+   FLOPs are counted per pair (the module's ``flops_per_batch`` is the whole network's).
 """
 
 from __future__ import annotations
 
+import time
+
+import torch
 from lightning.pytorch.callbacks import ThroughputMonitor
 
+from alexnet_lit.callbacks import cadence
+from alexnet_lit.callbacks.cadence import logging_step
 from alexnet_lit.parallel import replica
 
 
@@ -17,3 +27,19 @@ class ReplicaThroughput(ThroughputMonitor):
         super().setup(trainer, pl_module, stage)
         for throughput in self._throughputs.values():
             throughput.world_size = replica(trainer)[1]
+        self._pending: dict = {}  # per stage: batches since its last point
+
+    @torch.inference_mode()
+    def _update(self, trainer, pl_module, batch, iter_num: int) -> None:
+        stage = trainer.state.stage
+        self._samples[stage] += self.batch_size_fn(batch)
+        self._batches[stage] += 1
+        self._pending[stage] = self._pending.get(stage, 0) + 1
+        if stage.value == "train" and not logging_step(trainer):
+            return  # no clock, no sync: a point every log_every_n_steps steps
+        cadence.wait_for_device(trainer.strategy.root_device)  # the clock must see the finished steps
+        flops = getattr(pl_module, "flops_per_batch", None)
+        self._throughputs[stage].update(time=time.perf_counter() - self._t0s[stage], batches=self._batches[stage],
+                                        samples=self._samples[stage],
+                                        flops=None if flops is None else flops * self._pending[stage])
+        self._pending[stage] = 0
