@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint describe clean bench-data bench-towers check-resume ablations
+.PHONY: install train test lint describe clean bench-data bench-train bench-towers check-resume ablations
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ clean:
 
 bench-data: install
 	$(PY) experiments/bench_data.py
+
+# our training step against a plain PyTorch loop; bf16 vs fp32, split vs grouped towers, compile (full size)
+bench-train: install
+	$(PY) experiments/bench_train.py
 
 # the two-tower net on one process against two (one tower each), same global batch and cores; bytes exchanged
 bench-towers: install

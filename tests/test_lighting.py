@@ -83,6 +83,53 @@ def test_paper_recipe_trains_on_the_prepared_store(experiment, store, tmp_path, 
     assert metrics["val/images"] == 6 and metrics["test/images_10crop"] == 6
 
 
+def test_the_store_ships_whole_rows_for_the_10_crop_view_and_the_device_cuts_them(store, tmp_path, cache_dir):
+    """7.7x fewer bytes through the loader: the 256x256 uint8 row, cut into the 10 crops in on_after_batch_transfer
+    (on the GPU when there is one), equal to the crops the host used to cut and normalize."""
+    from types import SimpleNamespace
+
+    from alexnet_lit.config import plain
+    from alexnet_lit.data import AlexNetDataModule
+
+    cfg = compose_train(["+experiment=paper", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}"],
+                        tmp_path, cache_dir)
+    dm = AlexNetDataModule(**plain(cfg.data))
+    dm.setup("test")
+    row, label = dm.datasets["test_10crop"][0]
+    assert tuple(row.shape) == (256, 256, 3) and row.dtype == torch.uint8
+    dm.trainer = SimpleNamespace(testing=True, training=False)
+    x, y = dm.on_after_batch_transfer((row[None], torch.tensor([label])), dataloader_idx=1)
+    c = cfg.data.crop_size
+    assert tuple(x.shape) == (1, 10, 3, c, c)
+    centre = dm.on_after_batch_transfer((dm.datasets["test"][0][0][None], y), dataloader_idx=0)[0]
+    torch.testing.assert_close(x[0, 4], centre[0])  # crop 5 of 10 is the centre crop, normalized alike
+
+
+def test_crops_cut_on_the_device_are_the_workers_crops(store, tmp_path, cache_dir):
+    """data.augment_on=device: the workers draw (top, left, flip) with the sample's own seed and ship the row; the
+    batch cut on the device equals, bit for bit, the batch the workers would have cut (and so its floats)."""
+    from types import SimpleNamespace
+
+    from alexnet_lit.config import plain
+    from alexnet_lit.data import AlexNetDataModule
+
+    batches = {}
+    for where in ("workers", "device"):
+        cfg = compose_train(["+experiment=paper", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}",
+                             "data.batch_size=6", f"data.augment_on={where}"], tmp_path, cache_dir)
+        dm = AlexNetDataModule(**plain(cfg.data), seed=3)
+        dm.trainer = SimpleNamespace(training=True, testing=False, global_rank=0, world_size=1, strategy=None)
+        dm.setup("fit")
+        raw = next(iter(dm.train_dataloader()))
+        batches[where] = (raw, dm.on_after_batch_transfer(raw, 0))
+    (rows, draws), crops = batches["device"][0][0], batches["workers"][0][0]
+    assert tuple(rows.shape[1:]) == (256, 256, 3) and tuple(crops.shape[1:]) == (224, 224, 3)
+    assert 0 < int(draws[:, 2].sum()) < 6  # some mirrored, some not: both branches compared
+    assert len({(int(t), int(s)) for t, s in draws[:, :2]}) > 1
+    assert torch.equal(batches["device"][1][0], batches["workers"][1][0])  # normalized, lit: the same floats
+    assert torch.equal(batches["device"][1][1], batches["workers"][1][1])
+
+
 def test_raw_folder_uses_canonical_labels(store, tmp_path, cache_dir):
     cfg = compose_train(["data=imagenet", *TINY, f"data.root={store / 'raw'}", "data.batch_size=4",
                          "data.resize_size=72", "data.crop_size=64", "trainer.limit_train_batches=2"],
@@ -97,7 +144,10 @@ def test_raw_folder_uses_canonical_labels(store, tmp_path, cache_dir):
 
 
 def test_store_crops_stay_hwc_and_match_the_row():
+    from torchvision.transforms import v2
+
     from alexnet_lit.data.augment import StoreCrop
+    from alexnet_lit.data.ten_crop import ten_crops
 
     row = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     torch.manual_seed(0)
@@ -113,9 +163,13 @@ def test_store_crops_stay_hwc_and_match_the_row():
     assert 3 <= flips <= 17
     centre = StoreCrop(224, "centre")(row).numpy()
     assert np.array_equal(centre, row[16:240, 16:240])
-    ten = StoreCrop(224, "ten")(row).numpy()
-    assert ten.shape == (10, 224, 224, 3) and np.array_equal(ten[4], centre)
-    assert {c.tobytes() for c in ten[5:]} == {np.ascontiguousarray(c[:, ::-1]).tobytes() for c in ten[:5]}
+    whole = StoreCrop(224, "row")(row)  # the 10-crop view ships the row; the device cuts it
+    assert np.array_equal(whole.numpy(), row)
+    ten = ten_crops(whole[None], 224)[0]
+    assert ten.shape == (10, 224, 224, 3) and np.array_equal(ten[4].numpy(), centre)
+    chw = torch.from_numpy(row).permute(2, 0, 1)  # torchvision's TenCrop, the raw-folder path: same crops, same order
+    reference = torch.stack(list(v2.TenCrop(224)(chw)))
+    assert torch.equal(ten.movedim(-1, -3), reference)
 
 
 def test_bench_data_prints_its_ratios(tmp_path):

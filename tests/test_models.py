@@ -98,6 +98,45 @@ def test_channels_last_gives_the_same_numbers():
                                rtol=1e-3, atol=1e-3)
 
 
+def test_split_tower_convs_are_the_grouped_net_with_the_same_weights():
+    """model.tower_conv=split: the same state dict, logits and every gradient (fp32 tolerance) as grouped convs."""
+    kw = {"width": 0.25, "fc_units": 32, "num_classes": 5, "input_size": 64, "dropout": 0.0, "init": "kaiming"}
+    torch.manual_seed(0)
+    grouped, split = AlexNet(**kw), AlexNet(**kw, tower_conv="split")
+    split.load_state_dict(grouped.state_dict())
+    assert type(split.features.conv2).__name__ == "TowerConv2d" and split.features.conv2.groups == 2
+    assert type(split.features.conv3) is nn.Conv2d  # conv3 sees both towers: one ungrouped conv either way
+    x = torch.randn(4, 3, 64, 64)
+    out_g, out_s = grouped(x), split(x)
+    torch.testing.assert_close(out_g, out_s, rtol=1e-5, atol=1e-6)
+    out_g.square().sum().backward()
+    out_s.square().sum().backward()
+    for (name, a), b in zip(grouped.named_parameters(), split.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_compiled_module_keeps_the_state_dict_keys():
+    """model.compile=true compiles in place (nn.Module.compile): no '_orig_mod.' prefix, so checkpoints load
+    across the switch both ways."""
+    from alexnet_lit.module import AlexNetModule
+
+    kw = {"width": 0.0625, "fc_units": 16, "num_classes": 5, "input_size": 64}
+    compiled, eager = AlexNetModule(**kw, compile=True), AlexNetModule(**kw)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    eager.load_state_dict(compiled.state_dict())
+    compiled.load_state_dict(eager.state_dict())
+
+
+def test_tower_conv_may_change_on_resume_but_the_network_may_not():
+    from alexnet_lit.checkpoint import network_differences
+    from alexnet_lit.config import ModelConfig, plain
+
+    saved = {"hyper_parameters": plain(ModelConfig())}
+    assert network_differences(saved, {**plain(ModelConfig()), "tower_conv": "split"}) == ""
+    assert "model.width=1.0 (checkpoint) vs 0.5 (now)" in network_differences(saved, {**plain(ModelConfig()),
+                                                                                       "width": 0.5})
+
+
 @pytest.mark.parametrize("removed", [[3], [4]])
 def test_depth_ablation_removes_a_middle_conv_layer(removed):
     full, cut = AlexNet(), AlexNet(remove=removed)

@@ -116,11 +116,14 @@ def read(path: str, key: str = "ckpt_path") -> dict[str, Any]:
     return state
 
 
+HOW_NOT_WHAT = {"tower_conv"}  # how the network computes, not which network: may change on resume
+
+
 def network_differences(state: dict[str, Any], model: Any) -> str:
     """The network keys (NetConfig) where a checkpoint and the composed ``model`` config differ ('' if none)."""
     saved = plain(build(ModelConfig, state["hyper_parameters"], "checkpoint"))
     now = plain(build(ModelConfig, plain(model), "model"))
-    keys = [f for f in NetConfig.__dataclass_fields__ if saved.get(f) != now.get(f)]
+    keys = [f for f in NetConfig.__dataclass_fields__ if saved.get(f) != now.get(f) and f not in HOW_NOT_WHAT]
     return ", ".join(f"model.{k}={saved.get(k)} (checkpoint) vs {now.get(k)} (now)" for k in keys)
 
 

@@ -77,6 +77,11 @@ def _check_value(f: Any, value: Any, name: str) -> None:
 
 
 # --- allowed values (str enums: a member equals its name, so plain strings compare and look up alike) -----------
+class TowerConv(str, Enum):
+    grouped = "grouped"  # conv2, conv4, conv5 as one grouped convolution (faster on oneDNN CPUs: bench-train)
+    split = "split"  # as two convolutions, one per tower, on the halves of the same weight (identical numbers)
+
+
 class Towers(str, Enum):
     two = "two"  # section 3.2: the paper's net, two towers
     one_half = "one_half"  # the footnote's one-GPU net: half the kernels in conv1..conv4
@@ -119,6 +124,11 @@ class Source(str, Enum):
     cifar10 = "cifar10"
 
 
+class AugmentOn(str, Enum):
+    workers = "workers"  # the loader's workers cut the random crop and flip (uint8, a row copy)
+    device = "device"  # the workers draw them and ship the whole store row; the device cuts the batch at once
+
+
 class Normalize(str, Enum):
     channel = "channel"  # (x - mean) / std per channel, mean and std on [0, 1] pixels
     mean_image = "mean_image"  # section 2: x - the per-pixel mean image of the training set
@@ -159,6 +169,7 @@ class NetConfig:
     fc_units: int = ranged(4096, lo=1)  # hidden units of fc6 and fc7
     conv1_padding: int | None = None  # None: 2 for 224 inputs, 0 for 227
     in_channels: int = ranged(3, lo=1)
+    tower_conv: TowerConv = TowerConv.grouped  # how the towers' convs compute; the same weights and numbers
 
 
 @dataclass
@@ -188,6 +199,7 @@ class ModelConfig(NetConfig):
     """The ``model`` group: the network's arguments plus how it is trained (module.py)."""
 
     channels_last: bool = False  # NHWC memory; pays with bf16 autocast on some CPUs and on GPUs
+    compile: bool = False  # torch.compile the network in place (nn.Module.compile: the state dict keeps its keys)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
@@ -224,6 +236,7 @@ class DataConfig:
     resize_size: int = ranged(256, lo=1)  # section 2
     crop_size: int = ranged(224, lo=1)  # section 4.1 (227 as Caffe crops)
     flip: bool = True
+    augment_on: AugmentOn = AugmentOn.workers  # where training crops and flips are cut (data=imagenet_prepared)
     ten_crop: bool = True  # section 4.1: also test on the 10-crop view
     # The value of a white pixel before mean subtraction: 255 is the paper's (cuda-convnet's and Caffe's) raw
     # 8-bit scale, for which its LRN constants and init were chosen; 1 is torchvision's [0, 1] convention.
@@ -390,6 +403,10 @@ def plain(cfg: Any) -> dict[str, Any]:
 
 
 def register() -> None:
+    from alexnet_lit.machine import cpu_precision
+
+    # ${cpu_precision:} in conf/trainer/cpu.yaml: bf16 autocast where the CPU has bf16 instructions, else fp32
+    OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="prepare_schema", node=PrepareConfig)
     ConfigStore.instance().store(name="report_schema", node=ReportConfig)
@@ -436,6 +453,10 @@ def check_data(d: DataConfig | DictConfig, stats_given: bool = False) -> None:
             f"data.generated.classes={d.generated.classes} differs from data.num_classes={d.num_classes}; "
             f"set both (data.num_classes is what the model's output layer uses)"
         )
+    if d.augment_on == AugmentOn.device and d.source != Source.prepared:
+        raise ConfigError(f"data.augment_on=device cuts the crops from the prepared store's 256x256 rows on the "
+                          f"device: it needs data=imagenet_prepared, not data.source={Source(d.source).value} "
+                          f"(use data.augment_on=workers)")
     if d.source != Source.generated and not d.root:
         raise ConfigError(f"data.root is not set: data.source={Source(d.source).value} reads images from data.root")
     if (d.normalize == Normalize.mean_image or d.lighting.enabled) and not (d.stats_path or stats_given):

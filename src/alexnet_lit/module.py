@@ -85,6 +85,8 @@ class AlexNetModule(pl.LightningModule):
         self.input_contract: dict[str, Any] | None = None  # from the data module, or from a loaded checkpoint
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if self.cfg.compile:  # in place: no "_orig_mod." in the state dict, checkpoints load either way
+            self.net.compile()
         self.lr_reductions = 0
         self.train_metrics = error_metrics(self.num_classes).clone(prefix="train/")
         self.val_metrics = error_metrics(self.num_classes, count_images=True).clone(prefix="val/")

@@ -26,14 +26,15 @@ import torch
 from lightning import pytorch as pl
 from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
-from alexnet_lit.config import DataConfig, Source, build, check_data, plain
+from alexnet_lit.config import AugmentOn, DataConfig, Source, build, check_data, plain
 from alexnet_lit.data import sources
-from alexnet_lit.data.augment import eval_transform, train_transform
+from alexnet_lit.data.augment import crop_batch, eval_transform, train_transform
 from alexnet_lit.data.classes import wnids
 from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.order import EpochOrder, Seeded
 from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import PreparedSplit, load_stats
+from alexnet_lit.data.ten_crop import ten_crops
 from alexnet_lit.parallel import replica
 from alexnet_lit.signals import dataloader_worker_init
 
@@ -77,7 +78,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         self.source, self.root, self.download, self.custom_classes = cfg.source, cfg.root, cfg.download, \
             cfg.custom_classes
         self.num_classes, self.resize_size, self.crop_size = cfg.num_classes, cfg.resize_size, cfg.crop_size
-        self.flip, self.ten_crop = cfg.flip, cfg.ten_crop
+        self.flip, self.ten_crop, self.augment_on = cfg.flip, cfg.ten_crop, AugmentOn(cfg.augment_on)
         self.batch_size = cfg.batch_size
         self.num_workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         self.pin_memory = torch.cuda.is_available() if cfg.pin_memory is None else cfg.pin_memory
@@ -118,7 +119,8 @@ class AlexNetDataModule(pl.LightningDataModule):
         """The splits the stage needs (testing a checkpoint needs no training set)."""
         prepared = self.source == Source.prepared
         transforms = {
-            "train": train_transform(self.resize_size, self.crop_size, self.flip, prepared),
+            "train": train_transform(self.resize_size, self.crop_size, self.flip, prepared,
+                                     self.augment_on == AugmentOn.device),
             "val": eval_transform(self.resize_size, self.crop_size, prepared=prepared),
             "test": eval_transform(self.resize_size, self.crop_size, prepared=prepared),
         }
@@ -206,7 +208,11 @@ class AlexNetDataModule(pl.LightningDataModule):
             return batch
         x, y, *rest = batch
         lighting_z = rest[0] if rest else None
+        if isinstance(x, (list, tuple)):  # data.augment_on=device: whole rows and each sample's crop draws
+            x = crop_batch(x[0], x[1], self.crop_size)
         if self.source == Source.prepared:  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
+            if self.ten_crop and dataloader_idx == 1 and self.trainer is not None and self.trainer.testing:
+                x = ten_crops(x, self.crop_size)  # the loader shipped whole rows: cut here, on the device
             x = x.movedim(-1, -3)
         if x.dtype == torch.uint8:
             self.normalizer.to(x.device)

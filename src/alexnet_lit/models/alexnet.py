@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from alexnet_lit.config import Activation, ConfigError, Init, NetConfig, Pool, Towers, build
+from alexnet_lit.config import Activation, ConfigError, Init, NetConfig, Pool, TowerConv, Towers, build
 from alexnet_lit.models import towers as tower_split
 from alexnet_lit.models.init import describe_init, fan_in, init_weights
 from alexnet_lit.models.lrn import LocalResponseNorm
@@ -46,6 +47,17 @@ REMOVABLE = (3, 4)  # section 7: removing any middle conv layer costs about 2% t
 
 # Which part of the previous layer each layer sees with towers="two" (Figure 2).
 _TOWER_VIEW = {"conv1": "split", "conv2": "own", "conv3": "both", "conv4": "own", "conv5": "own"}
+
+
+class TowerConv2d(nn.Conv2d):
+    """A grouped convolution computed as one convolution per tower (``model.tower_conv=split``): the same weight
+    tensor and state dict as ``nn.Conv2d(groups=2)``, each tower's kernels applied to its own half of the input.
+    Grouped convolutions are slower than split ones on some back-ends; on oneDNN CPUs they are not (bench-train)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs, ws = x.chunk(self.groups, 1), self.weight.chunk(self.groups, 0)
+        bs = self.bias.chunk(self.groups, 0) if self.bias is not None else [None] * self.groups
+        return torch.cat([F.conv2d(a, w, b, self.stride, self.padding) for a, w, b in zip(xs, ws, bs)], 1)
 
 
 def conv1_padding_for(input_size: int) -> int:
@@ -129,7 +141,8 @@ class AlexNet(nn.Module):
         for i, (name, out, ksize, stride, pad, g) in enumerate(spec, start=1):
             if i in cfg.remove:
                 continue
-            layers[name] = nn.Conv2d(channels, out, ksize, stride, pad, groups=g)
+            conv = TowerConv2d if g > 1 and cfg.tower_conv == TowerConv.split else nn.Conv2d
+            layers[name] = conv(channels, out, ksize, stride, pad, groups=g)
             layers[f"act{i}"] = act()
             if i in (1, 2) and cfg.lrn.enabled:  # section 3.3: after the first and second conv layers' activation
                 layers[f"lrn{i}"] = LocalResponseNorm(cfg.lrn, groups)
@@ -206,7 +219,8 @@ def settings(module: nn.Module) -> str:
     """A layer's operation and the settings an ablation changes, as alexnet-describe prints them."""
     if isinstance(module, nn.Conv2d):
         (kh, kw), (s, _), (p, _) = module.kernel_size, module.stride, module.padding
-        return f"conv {kh}x{kw}/{s} pad {p}" + (f" groups {module.groups}" if module.groups > 1 else "")
+        split = " (as 2 convs)" if isinstance(module, TowerConv2d) else ""
+        return f"conv {kh}x{kw}/{s} pad {p}" + (f" groups {module.groups}{split}" if module.groups > 1 else "")
     if isinstance(module, nn.MaxPool2d):
         return f"max-pool {module.kernel_size}x{module.kernel_size}/{module.stride}"
     if isinstance(module, nn.Dropout):
