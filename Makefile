@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint describe clean bench-data bench-train bench-towers check-resume ablations
+.PHONY: install train test lint describe clean bench bench-data bench-train bench-towers check-resume ablations
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ describe: install
 
 clean:
 	rm -rf $(VENV) logs outputs multirun
+
+# the real data pipeline (a store of the 200 shared ImageNet images) feeding the paper's net: data_wait, bottleneck
+bench: install
+	$(PY) experiments/bench.py
 
 bench-data: install
 	$(PY) experiments/bench_data.py

@@ -7,8 +7,10 @@
 (b) ours: the prepared 256 px store, random 224 crop + flip on uint8 in the loader, batches of 128; then,
     measured apart, PCA lighting and mean-image subtraction on the batch (on_after_batch_transfer: on the GPU
     in training, so not loader work; here timed on one CPU thread and also reported combined).
-Both run in one process with one torch thread, so images/s is images/s per core. Then the prepare throughput
-(decode + resize of the same raw images, one worker). Last line: speedup_vs_reference=N.N
+Both run in one process with one torch thread, so images/s is images/s per core. The float work is also timed
+fused into one pass by torch.compile, writing fp32 and bf16 (what bf16 autocast casts the input to anyway), and
+checked against ours. Then the prepare throughput (decode + resize of the same raw images, one worker). Last
+line: speedup_vs_reference=N.N
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torchvision import transforms as T
 from alexnet_lit.config import DataConfig, LightingConfig
 from alexnet_lit.data.augment import train_transform
 from alexnet_lit.data.classes import link_flat_sample
-from alexnet_lit.data.lighting import Normalizer
+from alexnet_lit.data.lighting import Normalizer, lighting_shift
 from alexnet_lit.data.prepare import prepare
 from alexnet_lit.data.store import PreparedSplit, load_stats
 from alexnet_lit.machine import cpu_name
@@ -50,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=Path, default=default)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--no-compile", action="store_true", help="skip the fused (torch.compile) float work")
     args = ap.parse_args()
     if not args.images.is_dir():
         raise SystemExit(f"{args.images} not found: pass --images DIR with <wnid>_<name>.JPEG files")
@@ -85,9 +88,35 @@ def main() -> None:
             normalizer(batch.movedim(-1, -3), train=True)
             return len(batch)
 
+        def fused(out_dtype: torch.dtype):
+            """The same float work as one function for torch.compile (one fused pass over the batch instead of
+            four), writing ``out_dtype``: bf16 is what bf16 autocast casts the network's input to anyway."""
+            crop, light = normalizer.centre_mean(224, 224), normalizer.lighting
+
+            def work(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+                shift = lighting_shift(len(x), normalizer.eigval, normalizer.eigvec, light.std, light.magnitude, z=z)
+                y = x.to(torch.float32) * normalizer.scale + (shift * normalizer.pixel_max)[:, :, None, None] - crop
+                return y.to(out_dtype)
+
+            compiled = torch.compile(work, dynamic=False)
+            z = torch.randn(len(batch), 3)
+            nchw = batch.movedim(-1, -3)
+            reference_out = normalizer(nchw, train=True, lighting_z=z)
+            torch.testing.assert_close(compiled(nchw, z).float(), reference_out, rtol=1e-2 if out_dtype != torch.float32
+                                       else 1e-5, atol=0.5 if out_dtype != torch.float32 else 1e-3)
+
+            def run() -> int:
+                compiled(nchw, z)
+                return len(batch)
+            return run
+
         ref_rate = timed(reference_pass, args.seconds)
         our_rate = timed(loader_pass, args.seconds)
         float_rate = timed(float_pass, args.seconds)
+        fused32 = fused16 = float("nan")
+        if not args.no_compile:
+            fused32 = timed(fused(torch.float32), args.seconds)
+            fused16 = timed(fused(torch.bfloat16), args.seconds)
         both = 1 / (1 / our_rate + 1 / float_rate)
     cpu = os.environ.get("BENCH_CPU_NAME") or cpu_name()
     print(f"images: {n} real ILSVRC-2012 JPEGs from {args.images}; cpu: {cpu}; 1 process, 1 torch thread")
@@ -95,6 +124,9 @@ def main() -> None:
     print(f"ours, loader (prepared store, random crop + flip on uint8, batches of 128): {our_rate:8.0f} images/s/core")
     print(f"ours, batch float work (PCA lighting + mean image, 1 CPU thread):         {float_rate:8.0f} images/s/core")
     print(f"ours, both on one CPU core (no GPU to take the float work):              {both:8.0f} images/s/core")
+    print(f"float work fused by torch.compile, fp32 out (1 CPU thread):               {fused32:8.0f} images/s/core")
+    print(f"float work fused by torch.compile, bf16 out (1 CPU thread):               {fused16:8.0f} images/s/core")
+    print(f"fused_float_vs_ours={fused32 / float_rate:.1f} fused_bf16_float_vs_ours={fused16 / float_rate:.1f}")
     print(f"prepare (decode + 256 px store, 1 worker):                               {prepare_rate:8.0f} images/s/core")
     print(f"speedup_incl_float_on_cpu={both / ref_rate:.1f}")
     print(f"speedup_vs_reference={our_rate / ref_rate:.1f}")
