@@ -6,9 +6,9 @@
 1. The 200-image sample becomes a prepared store (alexnet-prepare, 256 px; the same images as train and val).
 2. The loader alone: the training loader of that store (workers cut uint8 crops) and the float work of
    ``on_after_batch_transfer`` (PCA lighting, mean image), no model: images/s the data side can deliver.
-3. Training: ``train.py +experiment=paper`` on the store (trainer=cpu, the default callbacks, CSV logger), reading
-   back from its CSV ``train/device/samples_per_sec`` and ``train/data_wait`` (the share of the step spent waiting for the
-   next batch).
+3. Training: ``train.py +experiment=paper`` on the store (trainer=cpu, the default callbacks, CSV logger),
+   reading back from its CSV ``train/device/samples_per_sec`` and ``train/data_wait`` (the share of the step
+   spent waiting for the next batch).
 Verdict: the data side is the bottleneck when data_wait is above 0.2 or the loader alone is not faster than the
 training; otherwise the model is. Prints the CPU first; the last line is data_wait=N.NN.
 """

@@ -90,6 +90,8 @@ CASES = [
     ("train", ["data.num_classes=7"], "error: data.generated.classes=10 differs from data.num_classes=7"),
     ("train", ["data.crop_size=48"], "error: model.input_size=48 (data.crop_size) is too small for the paper's"),
     ("train", ["data.batch_size=200"], "error: data.batch_size=200 is more than the 120 generated training images"),
+    ("train", ["+experiment=quickstart", "callbacks.progress.style=fancy"],
+     "error: callbacks.progress.style=fancy: must be one of auto, rich, tqdm, lines"),
     ("train", ["data.augment_on=device"], "error: data.augment_on=device cuts the crops from the prepared store"),
     ("train", ["trainer=towers_cpu", "model.towers=one_half"],
      "error: trainer=towers puts the paper's two towers on two devices: it needs model.towers=two, not "

@@ -28,7 +28,7 @@ from lightning import pytorch as pl
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.strategies import ModelParallelStrategy
 
-TOWERS = 2
+from alexnet_lit.models.towers import TOWERS
 
 
 class TowerParallelStrategy(ModelParallelStrategy):

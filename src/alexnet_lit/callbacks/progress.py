@@ -24,18 +24,26 @@ from lightning import pytorch as pl
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
 
 from alexnet_lit.callbacks.cadence import logging_step
+from alexnet_lit.config import ConfigError
 from alexnet_lit.parallel import replica
 
 
 def progress_bar(every_n_steps: int | None = None, force_lines: bool = False, style: str = "auto") -> ProgressBar:
     """``style``: ``auto`` (the rich bar when stdout is a terminal, else ``LineProgress``; ``force_lines`` makes
     it always lines), ``rich``, ``tqdm`` or ``lines``."""
+    check_style(style)
     if style == "auto":
         style = "rich" if sys.stdout.isatty() and not force_lines else "lines"
-    bars = {"rich": RichBar, "tqdm": TQDMBar, "lines": LineProgress}
-    if style not in bars:
-        raise ValueError(f"callbacks.progress.style={style}: one of auto, {', '.join(bars)}")
-    return bars[style](every_n_steps)
+    return {"rich": RichBar, "tqdm": TQDMBar, "lines": LineProgress}[style](every_n_steps)
+
+
+STYLES = ("auto", "rich", "tqdm", "lines")
+
+
+def check_style(style: str) -> None:
+    """The entry points call this before any work (cli.check); the factory above again, for direct use."""
+    if style not in STYLES:
+        raise ConfigError(f"callbacks.progress.style={style}: must be one of {', '.join(STYLES)}")
 
 
 def due(bar, trainer: pl.Trainer, batch_idx: int) -> bool:

@@ -242,6 +242,11 @@ def check(cfg: DictConfig, stats_given: bool = False) -> None:
     check_network(model)
     if "trainer" in cfg and is_towers(cfg.trainer):
         check_towers(cfg, model)
+    progress = (cfg.get("callbacks") or {}).get("progress")
+    if progress is not None and progress.get("style") is not None:
+        from alexnet_lit.callbacks.progress import check_style
+
+        check_style(progress.style)
 
 
 def check_towers(cfg: DictConfig, model) -> None:
