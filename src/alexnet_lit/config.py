@@ -88,9 +88,19 @@ class Towers(str, Enum):
     one = "one"  # one full-width tower
 
 
+class Arch(str, Enum):
+    alexnet = "alexnet"  # section 3, models/alexnet.py
+    # cuda-convnet's CIFAR-10 nets (models/cuda_convnet.py), which the paper's CIFAR-10 claims rest on (footnote 3)
+    cifar_80sec = "cifar_80sec"  # layers-80sec.cfg: Figure 1's four-layer net
+    cifar_19pct = "cifar_19pct"  # layers-19pct.cfg: the same without the 64-unit hidden layer
+    cifar_11pct = "cifar_11pct"  # layers-conv-local-11pct.cfg: section 3.3's net with LRN
+    cifar_13pct = "cifar_13pct"  # layers-conv-local-13pct.cfg: the released net without LRN
+
+
 class Activation(str, Enum):
     relu = "relu"  # section 3.1
-    tanh = "tanh"  # Figure 1's comparison
+    tanh = "tanh"  # Figure 1's comparison: tanh(x)
+    lecun_tanh = "lecun_tanh"  # 1.7159 tanh(2x/3) (LeCun et al. 1998): the paper gives no constants
 
 
 class Pool(str, Enum):
@@ -103,6 +113,14 @@ class Init(str, Enum):
     caffe = "caffe"  # bvlc_alexnet's train_val.prototxt
     kaiming = "kaiming"  # He-normal, a modern baseline
     paper_scaled = "paper_scaled"  # the paper's, std scaled so a narrower net has the full-size net's per-layer gain
+    lecun = "lecun"  # N(0, 1/fan-in), zero biases: variance-preserving for tanh (LeCun et al. 1998)
+    cuda_convnet = "cuda_convnet"  # the CIFAR nets' layer files: N(0, initW) per layer, zero biases
+
+
+class Scheduler(str, Enum):
+    plateau = "plateau"  # section 5: lr / 10 when val/top1_err stops improving
+    step = "step"  # lr x factor at each of ``milestones`` (epochs): cuda-convnet's hand-lowered rates
+    constant = "constant"  # Figure 1: one rate throughout
 
 
 class LRNConvention(str, Enum):
@@ -156,6 +174,7 @@ class LRNConfig:
 class NetConfig:
     """AlexNet's arguments (models/alexnet.py); the defaults are the paper's network."""
 
+    arch: Arch = Arch.alexnet  # the CIFAR nets take their layers from cuda-convnet's files (models/cuda_convnet.py)
     num_classes: int = ranged(1000, lo=2)
     input_size: int = ranged(224, lo=1)  # 224 (conv1 padding 2) or 227 (Caffe's crop, no padding): both give 55x55 maps
     towers: Towers = Towers.two
@@ -179,7 +198,7 @@ class OptimizerConfig:
     name: OptimizerName = OptimizerName.sgd
     lr: float = ranged(0.01, lo=0)
     momentum: float = ranged(0.9, 0, 1, hi_open=True)
-    weight_decay: float = ranged(5e-4, lo=0)
+    weight_decay: float | None = ranged(5e-4, lo=0)  # null: each layer's own (the CIFAR nets' layer-params files)
     bias_lr_mult: float = ranged(1.0, lo=0)  # Caffe uses 2
     bias_weight_decay: bool = True  # Caffe uses false
 
@@ -188,6 +207,8 @@ class OptimizerConfig:
 class SchedulerConfig:
     """Section 5: divide the lr by 10 when the validation error stops improving, three times, then stop."""
 
+    name: Scheduler = Scheduler.plateau
+    milestones: list[int] = field(default_factory=list)  # name=step: the epochs after which lr x factor
     factor: float = ranged(0.1, 0, 1, lo_open=True, hi_open=True)
     patience: int = ranged(3, lo=0)  # epochs without improvement; the paper decided by eye
     threshold: float = ranged(1e-4, lo=0)
@@ -465,5 +486,7 @@ def check_data(d: DataConfig | DictConfig, stats_given: bool = False) -> None:
             f"training-set statistics: set data.stats_path to the stats.npz written by alexnet-prepare, or use "
             f"data.normalize=channel and data.lighting.enabled=false"
         )
-    if d.normalize == Normalize.mean_image and d.crop_size > 256:
-        raise ConfigError(f"data.normalize=mean_image: the mean image is 256x256, data.crop_size={d.crop_size}")
+    if d.ten_crop and d.crop_size == d.resize_size:
+        raise ConfigError(f"data.ten_crop=true with data.crop_size = data.resize_size = {d.crop_size}: the ten views "
+                          f"of a whole image are two (the image and its mirror, five times each); set "
+                          f"data.ten_crop=false, or a crop smaller than the image (24 for CIFAR-10's 32 px)")

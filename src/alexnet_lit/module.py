@@ -10,6 +10,9 @@ Schedule, as in section 5:
    ``val/top1_err``, factor 0.1, patience from config.
 3. "reduced three times prior to termination": after ``max_lr_reductions`` reductions, the next plateau ends
    training (``trainer.max_epochs`` is the other bound; the paper ran about 90 epochs).
+``model.scheduler.name=step`` (lr x factor after each of ``milestones`` epochs, cuda-convnet's hand-lowered
+rates: experiments/lrn_cifar10) and ``constant`` (Figure 1) replace steps 2-3. ``model.optimizer.weight_decay=null``
+takes each layer's decay from the net (a CIFAR net's layer-params ``wc``).
 
 Evaluation: a test batch of shape [B, 10, C, H, W] is the 10-crop view (section 4.1); its softmax is averaged
 over the crops and logged as ``test/top1_err_10crop``; a plain [B, C, H, W] batch is logged as ``test/top1_err``.
@@ -28,10 +31,9 @@ from torch.nn import functional as F
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from alexnet_lit import parallel
-from alexnet_lit.config import ConfigError, ModelConfig, OptimizerName, build, plain
+from alexnet_lit import models, parallel
+from alexnet_lit.config import ConfigError, ModelConfig, OptimizerName, Scheduler, build, plain
 from alexnet_lit.models import towers
-from alexnet_lit.models.alexnet import AlexNet
 from alexnet_lit.paper_sgd import PaperSGD
 
 
@@ -76,7 +78,7 @@ class AlexNetModule(pl.LightningModule):
         # every key, defaults included, as plain containers: the checkpoint rebuilds this exact network and
         # still loads with torch.load(weights_only=True)
         self.save_hyperparameters(plain(self.cfg))
-        self.net = AlexNet(self.cfg)
+        self.net = models.build(self.cfg)  # AlexNet, or a CIFAR net of cuda-convnet's (model.arch)
         self.num_classes = self.net.num_classes
         # the model summary runs it through the network: real FLOPs and map sizes instead of "Total FLOPs: 0"
         self.example_input_array = torch.zeros(1, self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
@@ -110,7 +112,15 @@ class AlexNetModule(pl.LightningModule):
                 metric.process_group = self.sync_group
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Tower pairs as data-parallel replicas: average each shard's gradient over the replicas."""
+        """Tower pairs as data-parallel replicas: average each shard's gradient over the replicas. Per-layer weight
+        decay (``model.optimizer.weight_decay=null``: a CIFAR net's layer-params ``wc``): grad += wc x weight, what
+        the optimizer's own weight_decay adds, per layer, so the two param groups (weights, biases) stay two."""
+        if self.optimizer_cfg.weight_decay is None:
+            with torch.no_grad():
+                for name, layer in self.net.weighted_layers().items():
+                    wc = self.net.weight_decay[name]
+                    if wc and layer.weight.grad is not None:
+                        layer.weight.grad.add_(layer.weight, alpha=wc)
         if self.net.tower_group is not None:
             _, replicas = parallel.replica(self.trainer)
             towers.average_gradients(self.net, self.sync_group, replicas)
@@ -121,7 +131,7 @@ class AlexNetModule(pl.LightningModule):
         dm = self.trainer.datamodule if self.trainer is not None else None
         if stage == "fit" and dm is not None:
             with torch.device("meta"):
-                net = AlexNet(self.cfg)
+                net = models.build(self.cfg)
                 x = torch.empty(dm.batch_size, net.features[0].in_channels, net.input_size, net.input_size)
             self.flops_per_batch = measure_flops(net, lambda: net(x), loss_fn=torch.Tensor.sum)
 
@@ -174,18 +184,24 @@ class AlexNetModule(pl.LightningModule):
         cfg = self.optimizer_cfg
         weights = [p for n, p in self.net.named_parameters() if not n.endswith("bias")]
         biases = [p for n, p in self.net.named_parameters() if n.endswith("bias")]
+        decay = cfg.weight_decay or 0.0  # None: per layer, in on_before_optimizer_step
         groups = [
-            {"name": "weights", "params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+            {"name": "weights", "params": weights, "lr": cfg.lr, "weight_decay": decay},
             {
                 "name": "biases",
                 "params": biases,
                 "lr": cfg.lr * cfg.bias_lr_mult,
-                "weight_decay": cfg.weight_decay if cfg.bias_weight_decay else 0.0,
+                "weight_decay": decay if cfg.bias_weight_decay else 0.0,
             },
         ]
         optim = PaperSGD if cfg.name == OptimizerName.paper else torch.optim.SGD
-        optimizer = optim(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer = optim(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=decay)
         sched = self.scheduler_cfg
+        if sched.name == Scheduler.constant:  # Figure 1: "chosen independently", one rate per run
+            return optimizer
+        if sched.name == Scheduler.step:  # cuda-convnet's methodology: lower epsW by hand at given epochs
+            step = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(sched.milestones), gamma=sched.factor)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": step, "interval": "epoch", "name": "lr"}}
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=sched.factor, patience=sched.patience, threshold=sched.threshold
         )
@@ -195,13 +211,13 @@ class AlexNetModule(pl.LightningModule):
         }
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
-        """Step the plateau schedule and end training at the plateau after the last allowed reduction."""
+        """Step the schedule; the plateau schedule ends training at the plateau after the last allowed reduction."""
         before = scheduler.optimizer.param_groups[0]["lr"]
-        scheduler.step(metric)
+        scheduler.step() if metric is None else scheduler.step(metric)
         if scheduler.optimizer.param_groups[0]["lr"] < before:
             self.lr_reductions += 1
             limit = self.scheduler_cfg.max_lr_reductions
-            if limit is not None and self.lr_reductions > limit:
+            if self.scheduler_cfg.name == Scheduler.plateau and limit is not None and self.lr_reductions > limit:
                 rank_zero_info(f"val/top1_err plateaued after {limit} learning-rate reductions: stopping (section 5)")
                 self.trainer.should_stop = True
 
@@ -265,9 +281,10 @@ class AlexNetModule(pl.LightningModule):
             group["lr"] = (group["lr"] / before if before else self.scheduler_cfg.factor**self.lr_reductions) * \
                 new["lr"] * mult_new
             group["momentum"] = new["momentum"]
-            group["weight_decay"] = 0.0 if bias and not new["bias_weight_decay"] else new["weight_decay"]
-        plateau = self.trainer.lr_scheduler_configs[0].scheduler
-        plateau.factor, plateau.patience, plateau.threshold = new_s["factor"], new_s["patience"], new_s["threshold"]
+            group["weight_decay"] = 0.0 if bias and not new["bias_weight_decay"] else (new["weight_decay"] or 0.0)
+        plateau = self.trainer.lr_scheduler_configs[0].scheduler if self.trainer.lr_scheduler_configs else None
+        if isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            plateau.factor, plateau.patience, plateau.threshold = new_s["factor"], new_s["patience"], new_s["threshold"]
         lr = optimizer.param_groups[0]["lr"]
         rank_zero_info(f"resumed with changed settings, applied: {'; '.join(changed)} (lr now {lr:g} after "
                        f"{self.lr_reductions} reductions)")

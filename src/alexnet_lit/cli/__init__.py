@@ -235,7 +235,7 @@ def check(cfg: DictConfig, stats_given: bool = False) -> None:
     """Every config check, in its one place: keys across groups (config.validate) and the network's geometry
     (models.alexnet.check). Entry points call this first."""
     from alexnet_lit.config import ModelConfig, build, plain, validate
-    from alexnet_lit.models.alexnet import check as check_network
+    from alexnet_lit.models import check as check_network
 
     validate(cfg, stats_given)
     model = build(ModelConfig, plain(cfg.model), "model")
@@ -267,12 +267,12 @@ def checkpoint_bytes(cfg: DictConfig) -> int:
     """About what one checkpoint of this network takes: fp32 weights and one momentum buffer each."""
     import torch
 
+    from alexnet_lit import models
     from alexnet_lit.config import NetConfig, build, plain
-    from alexnet_lit.models.alexnet import AlexNet
 
     net_keys = {k: v for k, v in plain(cfg.model).items() if k in NetConfig.__dataclass_fields__}
     with torch.device("meta"):
-        params = sum(p.numel() for p in AlexNet(build(NetConfig, net_keys, "model")).parameters())
+        params = sum(p.numel() for p in models.build(build(NetConfig, net_keys, "model")).parameters())
     return params * 4 * 2
 
 

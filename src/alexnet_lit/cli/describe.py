@@ -4,6 +4,7 @@
     alexnet-describe model.towers=one_half         # 59,798,312 (the paper's one-GPU net)
     alexnet-describe +experiment=tanh              # every ablation that changes the network shows in the rows
     alexnet-describe trainer=towers_cpu            # one tower per device: what each rank holds, where they talk
+    alexnet-describe +experiment=figure1           # cuda-convnet's layers-80sec: ... total params: 145,578
 
 Takes the same config and overrides as train.py (conf/train.yaml); reads no data.
 """
@@ -17,9 +18,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from alexnet_lit import models
 from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point, is_towers, replicas
 from alexnet_lit.config import ModelConfig, build, plain
 from alexnet_lit.models.alexnet import AlexNet
+from alexnet_lit.models.cuda_convnet import NETS
 from alexnet_lit.models.towers import exchanges
 
 
@@ -31,8 +34,9 @@ def input_settings(data: DictConfig) -> str:
 
 def describe(cfg: DictConfig, console: Console | None = None) -> int:
     check(cfg)
-    net = AlexNet(build(ModelConfig, plain(cfg.model), "model"))
-    table = Table(title=f"AlexNet: towers={net.towers.value}, input {net.input_size}x{net.input_size}")
+    net = models.build(build(ModelConfig, plain(cfg.model), "model"))
+    name = "AlexNet" if isinstance(net, AlexNet) else f"cuda-convnet's {net.arch.value} ({NETS[net.arch]['files']})"
+    table = Table(title=f"{name}: towers={net.towers.value}, input {net.input_size}x{net.input_size}")
     two_devices = is_towers(cfg.trainer)
     columns = ["layer", "operation", "tower", "output shape", "params"] + (["rank 0 | rank 1"] if two_devices else [])
     for col in columns:

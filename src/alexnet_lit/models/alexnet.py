@@ -38,11 +38,13 @@ from torch.nn import functional as F
 from alexnet_lit.config import Activation, ConfigError, Init, NetConfig, Pool, TowerConv, Towers, build
 from alexnet_lit.models import towers as tower_split
 from alexnet_lit.models.init import describe_init, fan_in, init_weights
+from alexnet_lit.models.locally_connected import LocallyConnected2d
 from alexnet_lit.models.lrn import LocalResponseNorm
+from alexnet_lit.models.scaled_tanh import ScaledTanh
 
 PAPER_KERNELS = (96, 256, 384, 384, 256)  # conv1..conv5, section 3.5
 POOL_WINDOW = {Pool.overlap: (3, 2), Pool.non_overlap: (2, 2)}  # (z, s), section 3.4
-ACTIVATION = {Activation.relu: nn.ReLU, Activation.tanh: nn.Tanh}
+ACTIVATION = {Activation.relu: nn.ReLU, Activation.tanh: nn.Tanh, Activation.lecun_tanh: ScaledTanh}
 REMOVABLE = (3, 4)  # section 7: removing any middle conv layer costs about 2% top-1
 
 # Which part of the previous layer each layer sees with towers="two" (Figure 2).
@@ -95,6 +97,12 @@ def check(cfg: NetConfig) -> None:
     """The network's geometry, the one place it is checked (entry points call it before any data is read;
     ``AlexNet`` calls it too). Each key's own range is its schema's (``ranged`` in config.py, checked by
     ``build``). Raises ConfigError naming the key."""
+    if Init(cfg.init) == Init.cuda_convnet:
+        raise ConfigError("model.init=cuda_convnet is the CIFAR nets' layer-file init (model.arch=cifar_*); AlexNet "
+                          "takes paper, paper_scaled, caffe, kaiming or lecun")
+    if getattr(getattr(cfg, "optimizer", None), "weight_decay", 0.0) is None:  # a ModelConfig: how it trains
+        raise ConfigError("model.optimizer.weight_decay=null takes each layer's weight decay from a CIFAR net's "
+                          "layer-params file; AlexNet has one (section 5: 0.0005)")
     counts = kernel_counts(cfg.towers, cfg.width)
     if cfg.towers == Towers.two and any(c % 2 for c in counts):
         raise ConfigError(
@@ -198,21 +206,28 @@ class AlexNet(nn.Module):
             return "-"
         return _TOWER_VIEW.get(name, "own" if name in self.features._modules else "both")
 
-    @torch.no_grad()
     def describe(self) -> list[tuple[str, str, str, tuple[int, ...], int]]:
-        """(layer, operation and settings, tower view, output shape without batch, parameters) for every layer,
-        by a real forward pass."""
-        rows = []
-        x = torch.zeros(1, self.cfg.in_channels, self.input_size, self.input_size)
-        for seq in (self.features, self.classifier):
-            for name, module in seq.named_children():
-                x = module(x)
-                params = sum(p.numel() for p in module.parameters())
-                op = settings(module)
-                if isinstance(module, (nn.Conv2d, nn.Linear)):
-                    op += f"; {describe_init(name, self.cfg.init)}"
-                rows.append((name, op, self.tower_view(name), tuple(x.shape[1:]), params))
-        return rows
+        return describe_layers(self)
+
+    def init_text(self, name: str) -> str:
+        return describe_init(name, self.cfg.init)
+
+
+@torch.no_grad()
+def describe_layers(net: nn.Module) -> list[tuple[str, str, str, tuple[int, ...], int]]:
+    """(layer, operation and settings, tower view, output shape without batch, parameters) for every layer of a
+    net with ``features`` and ``classifier`` (AlexNet, the CIFAR nets), by a real forward pass."""
+    rows = []
+    x = torch.zeros(1, net.cfg.in_channels, net.input_size, net.input_size)
+    for seq in (net.features, net.classifier):
+        for name, module in seq.named_children():
+            x = module(x)
+            params = sum(p.numel() for p in module.parameters())
+            op = settings(module)
+            if isinstance(module, (nn.Conv2d, nn.Linear, LocallyConnected2d)):
+                op += f"; {net.init_text(name)}"
+            rows.append((name, op, net.tower_view(name), tuple(x.shape[1:]), params))
+    return rows
 
 
 def settings(module: nn.Module) -> str:
@@ -221,8 +236,15 @@ def settings(module: nn.Module) -> str:
         (kh, kw), (s, _), (p, _) = module.kernel_size, module.stride, module.padding
         split = " (as 2 convs)" if isinstance(module, TowerConv2d) else ""
         return f"conv {kh}x{kw}/{s} pad {p}" + (f" groups {module.groups}{split}" if module.groups > 1 else "")
-    if isinstance(module, nn.MaxPool2d):
-        return f"max-pool {module.kernel_size}x{module.kernel_size}/{module.stride}"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        kind = "max" if isinstance(module, nn.MaxPool2d) else "avg"
+        return f"{kind}-pool {module.kernel_size}x{module.kernel_size}/{module.stride}" + \
+            (" ceil" if module.ceil_mode else "")
+    if isinstance(module, LocallyConnected2d):
+        k = module.kernel_size
+        return f"locally connected {k}x{k}/{module.stride} pad {module.padding} (unshared)"
+    if isinstance(module, ScaledTanh):
+        return f"{module.a:g} tanh({module.b:.4g} x)"
     if isinstance(module, nn.Dropout):
         return f"dropout p={module.p:g}"
     if isinstance(module, nn.Linear):

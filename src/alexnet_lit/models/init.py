@@ -14,6 +14,10 @@
   run never leaves chance). Biases as the paper's. Equal to ``paper`` at full size.
 - ``kaiming``: He-normal weights (fan_in, for ReLU), zero biases; not from the paper, a modern baseline.
   The output layer fc8 gets N(0, 0.01) so the initial loss is ln(num_classes).
+- ``lecun``: N(0, 1/fan-in) weights, zero biases, the output layer N(0, 0.01) as ``kaiming``: each tanh layer
+  keeps its input's spread in the unit's near-linear range (LeCun et al. 1998). ``+experiment=tanh`` uses it:
+  under the paper's init (biases 1, made for ReLUs: section 5) the tanh net stays at chance (experiments/ablations).
+- ``cuda_convnet``: the CIFAR nets' own (models/cuda_convnet.py): N(0, initW of the layer file), biases 0.
 """
 
 from __future__ import annotations
@@ -28,38 +32,50 @@ _CAFFE_BIAS = {"conv1": 0.0, "conv2": 0.1, "conv3": 0.0, "conv4": 0.1, "conv5": 
 _CAFFE_STD = {"fc6": 0.005, "fc7": 0.005}
 
 
-def describe_init(name: str, scheme: Init | str) -> str:
-    """How ``scheme`` initialises layer ``name``, as alexnet-describe prints it."""
+def describe_init(name: str, scheme: Init | str, output: str = "fc8", stds: dict[str, float] | None = None) -> str:
+    """How ``scheme`` initialises layer ``name``, as alexnet-describe prints it (``output``: the output layer;
+    ``stds``: each layer's std for ``cuda_convnet``)."""
     scheme = Init(scheme)
+    if scheme == Init.cuda_convnet:
+        return f"init N(0, {stds[name]:g}), bias 0"
+    if scheme == Init.lecun:
+        return "init N(0, 0.01), bias 0" if name == output else "init N(0, 1/fan-in), bias 0"
     if scheme == Init.paper:
         return f"init N(0, 0.01), bias {_PAPER[name]:g}"
     if scheme == Init.paper_scaled:
         return f"init N(0, 0.01 x sqrt(full-size fan-in / fan-in)), bias {_PAPER[name]:g}"
     if scheme == Init.caffe:
         return f"init N(0, {_CAFFE_STD.get(name, 0.01):g}), bias {_CAFFE_BIAS[name]:g}"
-    return "init N(0, 0.01), bias 0" if name == "fc8" else "init He-normal, bias 0"
+    return "init N(0, 0.01), bias 0" if name == output else "init He-normal, bias 0"
 
 
 def fan_in(layer: nn.Module) -> int:
-    return layer.weight[0].numel()  # inputs per output unit: in/groups x kernel area, or in_features
+    """Inputs per output unit: in/groups x kernel area, in_features, or a locally connected layer's patch."""
+    return getattr(layer, "fan_in", None) or layer.weight[0].numel()
 
 
-def init_weights(layers: dict[str, nn.Module], scheme: Init | str,
-                 full_size_fan_in: dict[str, int] | None = None) -> None:
-    """Initialise the named conv/fc layers (``conv1``..``conv5``, ``fc6``..``fc8``) in place.
-    ``full_size_fan_in``: each layer's fan-in in the full-size net, for ``paper_scaled``."""
+def init_weights(layers: dict[str, nn.Module], scheme: Init | str, full_size_fan_in: dict[str, int] | None = None,
+                 output: str = "fc8", stds: dict[str, float] | None = None) -> None:
+    """Initialise the named weighted layers in place. ``full_size_fan_in``: each layer's fan-in in the full-size
+    net, for ``paper_scaled``; ``output``: the output layer's name; ``stds``: each layer's std for ``cuda_convnet``."""
     scheme = Init(scheme)
     for name, layer in layers.items():
-        if scheme in (Init.paper, Init.paper_scaled):
+        if scheme == Init.cuda_convnet:
+            nn.init.normal_(layer.weight, 0.0, stds[name])
+            nn.init.zeros_(layer.bias)
+        elif scheme == Init.lecun and name != output:
+            nn.init.normal_(layer.weight, 0.0, fan_in(layer) ** -0.5)
+            nn.init.zeros_(layer.bias)
+        elif scheme in (Init.paper, Init.paper_scaled):
             gain = 1.0 if scheme == Init.paper else (full_size_fan_in[name] / fan_in(layer)) ** 0.5
             nn.init.normal_(layer.weight, 0.0, 0.01 * gain)
             nn.init.constant_(layer.bias, _PAPER[name])
         elif scheme == Init.caffe:
             nn.init.normal_(layer.weight, 0.0, _CAFFE_STD.get(name, 0.01))
             nn.init.constant_(layer.bias, _CAFFE_BIAS[name])
-        elif name == "fc8":
+        elif name == output:  # kaiming and lecun: logits near 0, the first loss ln(num_classes)
             nn.init.normal_(layer.weight, 0.0, 0.01)
             nn.init.zeros_(layer.bias)
         else:
-            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.normal_(layer.weight, 0.0, (2 / fan_in(layer)) ** 0.5)  # He-normal: kaiming_normal_(fan_in, relu)
             nn.init.zeros_(layer.bias)
