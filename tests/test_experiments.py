@@ -19,11 +19,15 @@ EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "expe
 STATS = {"mean_image": np.full((256, 256, 3), 120.0), "eigval": np.ones(3), "eigvec": np.eye(3)}
 
 
+CIFAR_NETS = {"figure1"}
+
+
 def built(experiment: str, tmp_path: Path) -> tuple[nn.Module, AlexNetDataModule]:
     """The network and data module the composed experiment builds (statistics stand in for a store's)."""
     # an eighth of the width (the same code path): the diffs are in the layers' kinds and settings, not their size
-    cfg = compose_train([f"+experiment={experiment}", "data.root=store", "model.width=0.125", "model.fc_units=64"],
-                        tmp_path, tmp_path)
+    # (cuda-convnet's nets are small already and refuse AlexNet's width switches)
+    narrow = [] if experiment in CIFAR_NETS else ["model.width=0.125", "model.fc_units=64"]
+    cfg = compose_train([f"+experiment={experiment}", "data.root=store", *narrow], tmp_path, tmp_path)
     container = plain(cfg)
     return AlexNetModule(**container["model"]).net, AlexNetDataModule(stats=STATS, **container["data"])
 
@@ -49,6 +53,10 @@ DIFFS = {
     "caffe_init": lambda net, dm: bool((net.classifier.fc6.bias == 0.1).all()),
     "quickstart": lambda net, dm: (dm.source.value == "generated" and dm.normalizer.pixel_max == 1
                                    and net.cfg.init.value == "kaiming" and bool((net.classifier.fc6.bias == 0).all())),
+    "figure1": lambda net, dm: (net.cfg.arch.value == "cifar_80sec" and activations(net) == {nn.ReLU}
+                                and net.cfg.optimizer.weight_decay == 0 and net.cfg.scheduler.name.value == "constant"
+                                and dm.crop_size == dm.resize_size == 32 and not dm.flip and not dm.ten_crop
+                                and dm.normalizer.pixel_max == 255 and dm.normalizer.normalize.value == "mean_image"),
 }
 SAME_NETWORK_AS_PAPER = {"two_gpu", "no_pca"}  # two_gpu names the paper's net for sweeps; no_pca changes data only
 
