@@ -42,7 +42,6 @@ from torch import nn
 from alexnet_lit.config import Activation, Arch, ConfigError, Init, NetConfig, Towers
 from alexnet_lit.models.locally_connected import LocallyConnected2d
 from alexnet_lit.models.lrn import LocalResponseNorm
-from alexnet_lit.models.scaled_tanh import ScaledTanh
 
 POOL = (3, 2)  # sizeX, stride: every pool of these files
 
@@ -215,5 +214,7 @@ class CudaConvnetNet(nn.Module):
 
 def activation(name: Activation | str) -> nn.Module:
     """The unit every ``neuron=relu`` of the layer file becomes."""
-    return {Activation.relu: nn.ReLU, Activation.tanh: nn.Tanh, Activation.lecun_tanh: ScaledTanh}[Activation(name)]()
+    from alexnet_lit.models.alexnet import ACTIVATION  # one table of units for both families
+
+    return ACTIVATION[Activation(name)]()
 
