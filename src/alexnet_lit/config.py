@@ -423,11 +423,18 @@ def plain(cfg: Any) -> dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True, enum_to_str=True, throw_on_missing=True)
 
 
+def alexnet_else(arch: str, on_alexnet: Any, otherwise: Any) -> Any:
+    """${alexnet_else:${model.arch},A,B} (conf/debug/tiny.yaml): A on AlexNet, B on a CIFAR net, whose layer files
+    fix the sizes that AlexNet's switches change (models/cuda_convnet.py ALEXNET_ONLY)."""
+    return on_alexnet if getattr(arch, "value", arch) == "alexnet" else otherwise
+
+
 def register() -> None:
     from alexnet_lit.machine import cpu_precision
 
     # ${cpu_precision:} in conf/trainer/cpu.yaml: bf16 autocast where the CPU has bf16 instructions, else fp32
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
+    OmegaConf.register_new_resolver("alexnet_else", alexnet_else, replace=True)
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="prepare_schema", node=PrepareConfig)
     ConfigStore.instance().store(name="report_schema", node=ReportConfig)
