@@ -6,9 +6,8 @@
     python experiments/ablations.py sweep seeds=0,1 epochs=3          # a smaller study
 
 Steps:
-1. prepare: unpack ``../shared/data/cifar10-jpg.tar.gz`` into the cache ($ALEXNET_LIT_CACHE, default
-   ~/.cache/alexnet-lit), with ``val`` naming the test split, and make the 72 px store with its mean image and RGB
-   PCA (``alexnet-prepare size=72``; skipped when complete).
+1. prepare: the 72 px store from ../shared/data (experiments/cifar10.py: ``python experiments/cifar10.py 72``;
+   skipped when complete).
 2. sweep: ``train.py +sweep=ablations_cifar10`` (conf/sweep/ablations_cifar10.yaml: the paper's recipe and 7
    ablations on conf/proxy/cifar10.yaml, seeds 0, 1, 2) into logs/multiruns/<run_id> (default
    ablations-cifar10-<date>-<time>: each study its own folder; an interrupted one continues with
@@ -23,15 +22,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 from alexnet_lit.machine import cpu_name
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cifar10  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
-CACHE = Path(os.environ.get("ALEXNET_LIT_CACHE", Path.home() / ".cache" / "alexnet-lit"))
 BIN = Path(sys.executable).parent
 
 
@@ -48,19 +47,7 @@ def step(name: str, cmd: list[str]) -> float:
 
 def prepare() -> float:
     t = time.monotonic()
-    if not TARBALL.is_file():
-        sys.exit(f"error: {TARBALL} not found: the study reads CIFAR-10 from ../shared/data (see its README)")
-    raw = CACHE / "cifar10-jpg"
-    if not (raw / "train").is_dir():
-        raw.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(TARBALL) as tar:
-            tar.extractall(raw, filter="data")
-    if not (raw / "val").exists():
-        (raw / "val").symlink_to("test")  # alexnet-prepare's splits are train and val; CIFAR-10's are train, test
-    store = CACHE / "cifar10-72"
-    if '"complete": true' not in ((store / "manifest.json").read_text() if (store / "manifest.json").is_file() else ""):
-        step("prepare", [str(BIN / "alexnet-prepare"), f"root={raw}", f"out_dir={store}", "size=72",
-                         "custom_classes=true"])
+    cifar10.store(72)
     return time.monotonic() - t
 
 

@@ -1,137 +1,184 @@
-"""Figure 1 of the paper (section 3.1): a four-layer convolutional net on CIFAR-10 reaches 25% training error
-six times faster with ReLUs than with tanh units.
+"""Figure 1 of the paper (section 3.1) by cuda-convnet's recipe: the four-layer net on CIFAR-10 reaches 25% training
+error six times faster with ReLUs than with tanh units, each at its own fastest learning rate.
 
-    python experiments/figure1/figure1.py                          # the search, the plot, the ratios (~15 min)
-    python experiments/figure1/figure1.py train_images=50000 max_epochs=60 lrs=0.005,0.01,0.02
-    python experiments/figure1/figure1.py plot                     # redraw from results.json
+    python experiments/figure1/figure1.py              # the study: 50,000 images, relu, tanh, lecun_tanh, 3 seeds
+    python experiments/figure1/figure1.py quick        # 10,000 images (1,000 a class), relu and tanh, 1 seed, 15 epochs
+    python experiments/figure1/figure1.py net=cifar_19pct activations=relu,tanh seeds=0   # the 19pct net's row
+    python experiments/figure1/figure1.py plot         # redraw figure1.png from results.json
 
-"The learning rates for each network were chosen independently to make training as fast as possible. No
-regularization of any kind was employed." So, for each activation:
-1. Train the same net (below) from the same initial weights (per seed) with each learning rate of a grid, SGD
-   with momentum 0.9, no weight decay, no dropout, no augmentation, batch 128; CIFAR-10 from ../shared/data,
-   each training image on [0, 1] pixels minus the per-pixel mean image (with raw 0..255 values PyTorch's default
-   init would start the tanh net saturated, which is about the init, not the unit).
-2. Record the training error of every epoch (the mean over the epoch's batches, as cuda-convnet reported it)
-   and stop at 25% or at ``max_epochs``.
-3. Per activation, the fastest learning rate is the one that reaches 25% in the fewest epochs (fewest batches
-   within that epoch as the tie-break; lower final error when none reaches it).
-4. Ratio (the paper's protocol): epochs of the fastest tanh run / epochs of the fastest ReLU run. Naive protocol:
-   both at the ReLU's best learning rate. A run that never reached 25% gives a lower bound (">=").
+Every run is ``train.py +experiment=figure1`` (conf/experiment/figure1.yaml: cuda-convnet's layers-80sec, its initW
+with zero biases, raw pixels minus the mean image, epsB = 2 epsW, momentum 0.9, no regularization, batch 128, stop
+below 25% training error) in its own folder, logs/figure1/runs/f1-<images>-<net>-<activation>-lr<lr>-s<seed>; the
+epochs come from its metrics.csv (train/top1_err: the epoch's mean over its minibatches, as cuda-convnet printed
+it). An interrupted study continues where it stopped: finished runs are read back, a killed one resumes from its
+last checkpoint, a capped one is extended (``ckpt_path=last`` with more epochs).
 
-The net: cuda-convnet's CIFAR-10 net that trains in 80 seconds (``layers-80sec.cfg``), the usual reading of the
-paper's "four-layer convolutional neural network": conv 5x5 32 -> max-pool 3/2 -> conv 5x5 32 -> max-pool 3/2 ->
-conv 5x5 64 -> max-pool 3/2 -> fc 10 (three conv layers and one fully-connected; cuda-convnet's average pools are
-max pools here, the paper's choice). Default init (PyTorch's), the same for both activations. ``train_images``
-takes the first N images of each class's sorted files (default 10,000 of 50,000, for a 2-core CPU: a documented
-departure; the ratio is what the figure is about). Writes experiments/figure1/results.json and figure1.png.
+"The learning rates for each network were chosen independently to make training as fast as possible":
+1. Per activation, seed 0: start at cuda-convnet's epsW (``lr0``, 0.001) and step by factors of 2 towards the faster
+   side until the fastest rate has a slower (or diverged) neighbour on both sides: the optimum is interior.
+2. A run is capped at the epochs of the fastest run so far (one that has not reached 25% by then cannot be the
+   fastest); equal epochs are broken by the lower error at that epoch. A run whose loss goes non-finite has
+   diverged (train.py exits 1 naming the step): slower than any.
+3. The fastest rate is run again with the other seeds (uncapped, to ``max_epochs``); epochs = their mean.
+4. Ratio (the paper's protocol): mean epochs of tanh at its fastest / of ReLU at its fastest, with the seeds' range.
+   Naive: tanh at the ReLU's fastest rate (extended to ``max_epochs``). A run that never got below 25% gives a
+   bound (">=").
+``tanh`` is tanh(x), cuda-convnet's ``neuron=tanh[1,1]`` (the paper's "tanh neurons"); ``lecun_tanh`` is
+1.7159 tanh(2x/3) (LeCun et al. 1998), a check that the result is not about the unit's scale.
+Writes <out_dir>/results.json (rewritten after every run) and figure1.png (ReLU solid, tanh dashed).
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
+import math
 import os
+import subprocess
 import sys
-import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
-from alexnet_lit.machine import cpu_name
-
 HERE = Path(__file__).resolve().parent
-TARBALL = HERE.parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
-CACHE = Path(os.environ.get("ALEXNET_LIT_CACHE", Path.home() / ".cache" / "alexnet-lit"))
-TARGET = 0.25
-DEFAULTS = {"train_images": 10000, "max_epochs": 25, "lrs": "0.005,0.01,0.02,0.04", "seed": 0,
-            "batch_size": 128, "threads": 0, "out_dir": str(HERE)}
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))
+import cifar10  # noqa: E402
+
+TARGET = 0.25  # "reaches a 25% training error rate": EarlyStopping stops below it (strictly, as Lightning compares)
+STUDY = {"images": 50000, "activations": "relu,tanh,lecun_tanh", "seeds": "0,1,2", "max_epochs": 100, "lr0": 0.001,
+         "net": "cifar_80sec", "out_dir": str(HERE), "log_dir": str(ROOT / "logs"), "extra": ""}
+QUICK = {"images": 10000, "activations": "relu,tanh", "seeds": "0", "max_epochs": 15,
+         "out_dir": str(ROOT / "logs" / "figure1-quick")}
+LINE = {"relu": "-", "tanh": "--", "lecun_tanh": ":"}
 
 
-def four_layer_net(activation: str) -> nn.Sequential:
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 5, padding=2), act(), nn.MaxPool2d(3, 2),   # 32 -> 15
-        nn.Conv2d(32, 32, 5, padding=2), act(), nn.MaxPool2d(3, 2),  # 15 -> 7
-        nn.Conv2d(32, 64, 5, padding=2), act(), nn.MaxPool2d(3, 2),  # 7 -> 3
-        nn.Flatten(), nn.Linear(64 * 3 * 3, 10),
-    )
+def reached(errors: list[float]) -> int | None:
+    """The first epoch (1-based) whose training error is below 25%."""
+    return next((i + 1 for i, e in enumerate(errors) if e < TARGET), None)
 
 
-def cifar_train(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n / 10 images of each class (sorted file names) as uint8 (N, 3, 32, 32), decoded once and cached."""
-    from PIL import Image
-
-    cached = CACHE / f"figure1-cifar10-train{n}.npz"
-    if cached.is_file():
-        z = np.load(cached)
-        return torch.from_numpy(z["x"]), torch.from_numpy(z["y"])
-    raw = CACHE / "cifar10-jpg"
-    if not (raw / "train").is_dir():
-        if not TARBALL.is_file():
-            sys.exit(f"error: {TARBALL} not found: Figure 1 reads CIFAR-10 from ../shared/data (see its README)")
-        raw.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(TARBALL) as tar:
-            tar.extractall(raw, filter="data")
-    classes = sorted(p.name for p in (raw / "train").iterdir() if p.is_dir())
-    xs, ys = [], []
-    for label, c in enumerate(classes):
-        for f in sorted((raw / "train" / c).iterdir())[: n // len(classes)]:
-            xs.append(np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8))
-            ys.append(label)
-    x = np.stack(xs).transpose(0, 3, 1, 2).copy()
-    y = np.asarray(ys, dtype=np.int64)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, x=x, y=y)
-    return torch.from_numpy(x), torch.from_numpy(y)
+def run_id(opts: dict, activation: str, lr: float, seed: int) -> str:
+    """One folder per run; runs with ``extra`` overrides get their own (a hash of them), never the study's."""
+    extra = "-x" + hashlib.sha1(opts["extra"].encode()).hexdigest()[:8] if opts["extra"].strip() else ""
+    return f"f1-{opts['images']}-{opts['net']}-{activation}-lr{lr:g}-s{seed}{extra}"
 
 
-def train(x: torch.Tensor, y: torch.Tensor, activation: str, lr: float, opts: dict) -> dict:
-    """Train until the epoch's training error is at most 25% or max_epochs; the error of every epoch."""
-    torch.manual_seed(opts["seed"])
-    net = four_layer_net(activation)
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
-    g = torch.Generator().manual_seed(opts["seed"])
-    errors, reached, t0 = [], None, time.monotonic()
-    bs = opts["batch_size"]
-    for epoch in range(opts["max_epochs"]):
-        order = torch.randperm(len(x), generator=g)
-        wrong = seen = 0
-        for s in range(0, len(x) - bs + 1, bs):
-            idx = order[s: s + bs]
-            out = net(x[idx])
-            loss = nn.functional.cross_entropy(out, y[idx])
-            if not torch.isfinite(loss):
-                return {"activation": activation, "lr": lr, "errors": errors, "reached": None, "diverged": True,
-                        "seconds": time.monotonic() - t0}
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            wrong += int((out.argmax(1) != y[idx]).sum())
-            seen += len(idx)
-        errors.append(wrong / seen)
-        print(f"  {activation} lr {lr:g} epoch {epoch + 1}: train error {errors[-1]:.4f}", flush=True)
-        if errors[-1] <= TARGET:
-            reached = epoch + 1
+def read_run(folder: Path) -> dict:
+    """Its training error per epoch, its status (run.json) and why it failed."""
+    record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
+    errors: dict[int, float] = {}
+    path = folder / "csv" / "metrics.csv"
+    if path.is_file():
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                if row.get("train/top1_err"):
+                    errors[int(row["epoch"])] = float(row["train/top1_err"])
+    return {"errors": [errors[e] for e in sorted(errors)], "status": record.get("status", "missing"),
+            "reason": record.get("reason", ""), "wall_s": record.get("wall_s", 0.0)}
+
+
+def train(opts: dict, activation: str, lr: float, seed: int, epochs: int) -> dict:
+    """One run of +experiment=figure1, trained (or resumed, or extended) to ``epochs`` unless it got below 25% or
+    diverged; returns its record."""
+    rid = run_id(opts, activation, lr, seed)
+    folder = Path(opts["log_dir"]) / "figure1" / "runs" / rid
+    r = read_run(folder)
+    diverged = r["status"] == "failed" and "not finite" in r["reason"]
+    if not (diverged or reached(r["errors"]) or (r["status"] == "finished" and len(r["errors"]) >= epochs)):
+        resume = ["ckpt_path=last"] if (folder / "checkpoints" / "last.ckpt").is_file() else []
+        cmd = [sys.executable, "train.py", "+experiment=figure1", f"model={opts['net']}",
+               f"model.activation={activation}", f"model.optimizer.lr={lr:g}", f"seed={seed}", f"run_id={rid}",
+               f"paths.log_dir={opts['log_dir']}", f"data.root={opts['store']}", f"trainer.max_epochs={epochs}",
+               "test=false", "logger=csv_only", *resume, *opts["extra"].split()]
+        print(f"== {rid}: to {epochs} epochs" + (" (resumed)" if resume else ""), flush=True)
+        code = subprocess.call(cmd, cwd=ROOT)
+        r = read_run(folder)
+        diverged = r["status"] == "failed" and "not finite" in r["reason"]
+        if code != 0 and not diverged:
+            sys.exit(f"error: {rid} failed (exit {code}, {r['status']}: {r['reason'] or 'see its log above'})")
+    r.update(activation=activation, lr=lr, seed=seed, run_id=rid, diverged=diverged, cap=epochs,
+             reached=None if diverged else reached(r["errors"]))
+    print(f"   {rid}: " + ("diverged" if diverged else f"below 25% at epoch {r['reached']}" if r["reached"] else
+                            f"{r['errors'][-1]:.4f} after {len(r['errors'])} epochs" if r["errors"] else "no epoch"),
+          flush=True)
+    return r
+
+
+def key(r: dict) -> tuple:
+    """Faster first: reached earlier; then the lower error at the epoch it reached (or at its last epoch)."""
+    if r["diverged"] or not r["errors"]:
+        return (math.inf, math.inf, 1.0)
+    if r["reached"]:
+        return (0, r["reached"], r["errors"][r["reached"] - 1])
+    return (1, -len(r["errors"]), r["errors"][-1])
+
+
+def rate(lr: float) -> float:
+    return float(f"{lr:.6g}")  # 0.001 * 2**k without binary noise: one run per rate
+
+
+def search(opts: dict, run: Callable[[float, int], dict], max_runs: int = 12) -> tuple[dict, list[dict]]:
+    """Steps 1-2: the fastest rate of seed 0, with both neighbours (half and double) run and slower or diverged."""
+    runs: dict[float, dict] = {}
+    cap = int(opts["max_epochs"])
+    lr = rate(float(opts["lr0"]))
+    while len(runs) < max_runs:
+        runs[lr] = run(lr, cap)
+        if runs[lr]["reached"]:
+            cap = min(cap, runs[lr]["reached"])
+        best = min(runs.values(), key=key)["lr"]
+        todo = [n for n in (rate(best * 2), rate(best / 2)) if n not in runs]
+        if not todo:
             break
-    return {"activation": activation, "lr": lr, "errors": errors, "reached": reached, "diverged": False,
-            "seconds": time.monotonic() - t0}
+        lr = todo[0]
+    grid = [runs[k] for k in sorted(runs)]
+    best = min(grid, key=key)
+    best["interior"] = {rate(best["lr"] * 2), rate(best["lr"] / 2)} <= set(runs)
+    return best, grid
 
 
-def fastest(runs: list[dict]) -> dict:
-    done = [r for r in runs if r["reached"]]
-    if done:
-        return min(done, key=lambda r: (r["reached"], r["errors"][-1]))
-    return min(runs, key=lambda r: r["errors"][-1] if r["errors"] else 1.0)
+def mean_epochs(rs: list[dict]) -> tuple[float | None, bool]:
+    """Mean epochs to 25% over seeds; a seed that never got there counts its epochs run, as a bound (flag)."""
+    if not rs:
+        return None, False
+    bound = any(r["reached"] is None for r in rs)
+    return sum(r["reached"] or len(r["errors"]) for r in rs) / len(rs), bound
 
 
-def ratio(relu: dict, tanh: dict, max_epochs: int) -> str:
-    if relu["reached"] is None:
-        return "undefined (ReLU did not reach 25%)"
-    if tanh["reached"] is None:
-        return f">= {max_epochs / relu['reached']:.1f} (tanh did not reach 25% in {max_epochs} epochs)"
-    return f"{tanh['reached'] / relu['reached']:.1f}"
+def ratio(num: list[dict], den: list[dict]) -> dict:
+    a, a_bound = mean_epochs(num)
+    b, b_bound = mean_epochs(den)
+    if not a or not b or b_bound:
+        return {"value": None, "text": "undefined (ReLU did not reach 25%)"}
+    lo = min(r["reached"] or len(r["errors"]) for r in num) / max(r["reached"] for r in den)
+    hi = max(r["reached"] or len(r["errors"]) for r in num) / min(r["reached"] for r in den)
+    text = (">= " if a_bound else "") + f"{a / b:.1f}" + (f" (seeds {lo:.1f} to {hi:.1f})" if len(num) > 1 else "")
+    return {"value": a / b, "bound": a_bound, "low": lo, "high": hi, "text": text}
+
+
+def study(opts: dict, run: Callable[[str, float, int, int], dict]) -> dict:
+    acts = [a for a in str(opts["activations"]).split(",") if a]
+    seeds = [int(s) for s in str(opts["seeds"]).split(",")]
+    top = int(opts["max_epochs"])
+    results: dict = {"protocol": {k: opts[k] for k in ("images", "net", "max_epochs", "lr0", "activations", "seeds")},
+                     "target": TARGET, "grid": {}, "best": {}, "seeds": {}}
+    for act in acts:
+        best, grid = search(opts, lambda lr, cap, act=act: run(act, lr, seeds[0], cap))
+        results["grid"][act], results["best"][act] = grid, best
+        results["seeds"][act] = [best]
+        opts["save"](results)
+        for s in seeds[1:]:
+            results["seeds"][act].append(run(act, best["lr"], s, top))
+            opts["save"](results)
+    base = results["seeds"].get("relu")
+    results["ratio"] = {a: ratio(results["seeds"][a], base) for a in acts if a != "relu" and base}
+    if base:
+        relu_lr = results["best"]["relu"]["lr"]
+        results["naive"] = {a: run(a, relu_lr, seeds[0], top) for a in acts if a != "relu"}
+        results["ratio_naive"] = {a: ratio([r], base[:1]) for a, r in results["naive"].items()}
+    return results
 
 
 def plot(results: dict, out: Path) -> None:
@@ -141,12 +188,15 @@ def plot(results: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, (title, key) in zip(axes, (("each net at its fastest learning rate (the paper's protocol)", "best"),
-                                       ("both at the ReLU's learning rate (naive)", "naive"))):
-        for act, style in (("relu", "-"), ("tanh", "--")):
-            r = results[key][act]
-            ax.plot(range(1, len(r["errors"]) + 1), r["errors"], style, color="k",
-                    label=f"{act}, lr {r['lr']:g}" + (f": 25% at epoch {r['reached']}" if r["reached"] else ""))
+    panels = (("each at its fastest learning rate (the paper's protocol)", results["best"]),
+              ("at the ReLU's fastest rate (naive)", {"relu": results["best"].get("relu"), **results.get("naive", {})}))
+    for ax, (title, runs) in zip(axes, panels):
+        for act, r in runs.items():
+            if not r or not r["errors"]:
+                continue
+            ax.plot(range(1, len(r["errors"]) + 1), r["errors"], LINE.get(act, "-."), color="k",
+                    label=f"{act}, lr {r['lr']:g}" + (f": below 25% at epoch {r['reached']}" if r["reached"] else
+                                                      " (diverged)" if r["diverged"] else ""))
         ax.axhline(TARGET, color="C3", lw=0.8)
         ax.set_xlabel("epochs")
         ax.set_title(title, fontsize=9)
@@ -154,45 +204,58 @@ def plot(results: dict, out: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("training error rate")
     axes[0].set_ylim(0, 0.8)
-    fig.suptitle(f"Figure 1 on {results['train_images']:,} CIFAR-10 training images: ratio "
-                 f"{results['ratio_best']} (paper: 6), naive {results['ratio_naive']}", fontsize=10)
+    ratios = ", ".join(f"{a}/relu {r['text']}" for a, r in results.get("ratio", {}).items())
+    p = results["protocol"]
+    fig.suptitle(f"Figure 1: {p['net']} on {int(p['images']):,} CIFAR-10 training images, seeds {p['seeds']}: "
+                 f"{ratios or 'ratio pending'} (paper: 6)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "figure1.png", dpi=120)
     plt.close(fig)
 
 
+def options(argv: list[str]) -> dict:
+    words = [a for a in argv if "=" not in a]
+    unknown = [w for w in words if w not in ("quick", "plot")]
+    given = dict(a.split("=", 1) for a in argv if "=" in a)
+    bad = sorted(set(given) - set(STUDY))
+    if unknown or bad:
+        sys.exit(f"error: unknown {'argument' if unknown else 'option'} {(unknown or bad)[0]!r}: "
+                 f"give quick, plot or {', '.join(k + '=' for k in STUDY)}")
+    return {**STUDY, **(QUICK if "quick" in words else {}), **given, "plot": "plot" in words}
+
+
 def main(argv: list[str]) -> None:
-    opts = {**DEFAULTS, **dict(a.split("=", 1) for a in argv if "=" in a)}
-    for k in ("train_images", "max_epochs", "seed", "batch_size", "threads"):
-        opts[k] = int(opts[k])
+    from alexnet_lit.machine import cpu_name
+
+    opts = options(argv)
     out = Path(opts["out_dir"])
-    if "plot" in argv:
+    if opts["plot"]:
         plot(json.loads((out / "results.json").read_text()), out)
         return
-    if opts["threads"]:
-        torch.set_num_threads(opts["threads"])
-    lrs = [float(v) for v in str(opts["lrs"]).split(",")]
-    print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, {torch.get_num_threads()} threads", flush=True)
+    images = int(opts["images"])
+    if images % 10 or not 0 < images <= 50000:
+        sys.exit(f"error: images={images}: give a multiple of 10 up to 50000 (the first images/10 of each class)")
+    opts["store"] = str(cifar10.store(32, None if images == 50000 else images // 10))
     t0 = time.monotonic()
-    x, y = cifar_train(opts["train_images"])
-    mean = x.float().mean(0, keepdim=True)
-    xf = (x.float() - mean) / 255.0  # [0, 1] pixels minus the mean image: PyTorch's default init expects unit scale
-    runs = {act: [train(xf, y, act, lr, opts) for lr in lrs] for act in ("relu", "tanh")}
-    best = {act: fastest(rs) for act, rs in runs.items()}
-    naive_tanh = next(r for r in runs["tanh"] if r["lr"] == best["relu"]["lr"])
-    results = {"train_images": len(x), "max_epochs": opts["max_epochs"], "lrs": lrs, "runs": runs,
-               "best": best, "naive": {"relu": best["relu"], "tanh": naive_tanh},
-               "ratio_best": ratio(best["relu"], best["tanh"], opts["max_epochs"]),
-               "ratio_naive": ratio(best["relu"], naive_tanh, opts["max_epochs"]),
-               "machine": cpu_name(), "seconds": time.monotonic() - t0,
-               "date": time.strftime("%Y-%m-%d"), "command": "python experiments/figure1/figure1.py " + " ".join(argv)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    machine = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
+    print(f"machine: {machine}", flush=True)
+
+    def save(results: dict) -> None:
+        results.update(machine=machine, date=time.strftime("%Y-%m-%d"), study_s=time.monotonic() - t0,
+                       command="python experiments/figure1/figure1.py " + " ".join(argv))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+
+    opts["save"] = save
+    results = study(opts, lambda act, lr, seed, epochs: train(opts, act, lr, seed, epochs))
+    save(results)
     plot(results, out)
-    for act in ("relu", "tanh"):
-        print(f"{act}: " + ", ".join(f"lr {r['lr']:g} -> {r['reached'] or '-'}" for r in runs[act]))
-    print(f"ratio (each at its fastest lr): {results['ratio_best']}; naive (both at lr {best['relu']['lr']:g}): "
-          f"{results['ratio_naive']}; took {results['seconds'] / 60:.1f} min; {out / 'figure1.png'}")
+    for act, grid in results["grid"].items():
+        print(f"{act}: " + ", ".join(f"lr {r['lr']:g} -> {'x' if r['diverged'] else r['reached'] or '-'}"
+                                     for r in grid))
+    for act, r in results["ratio"].items():
+        print(f"{act}/relu, each at its fastest rate: {r['text']}; naive: {results['ratio_naive'][act]['text']}")
+    print(f"took {(time.monotonic() - t0) / 60:.1f} min; {out / 'results.json'}, {out / 'figure1.png'}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""CIFAR-10 stores from ../shared/data for the experiments (ablations, Figure 1, section 3.3), made once.
+
+    python experiments/cifar10.py 32                 # $CACHE/cifar10-32: data=cifar10_32 (Figure 1, section 3.3)
+    python experiments/cifar10.py 72                 # $CACHE/cifar10-72: +proxy=cifar10 (make ablations)
+    python experiments/cifar10.py 32 per_class=1000  # $CACHE/cifar10-32-1000pc: the first 1,000 images per class
+
+1. Unpack ``../shared/data/cifar10-jpg.tar.gz`` into $ALEXNET_LIT_CACHE/cifar10-jpg (default ~/.cache/alexnet-lit),
+   with ``val`` naming the test split (alexnet-prepare's splits are train and val; CIFAR-10's are train and test).
+2. ``per_class=N``: a folder of links to the first N training files of each class (sorted names), the whole test
+   split; its store's mean image is that of those N x 10 images, as cuda-convnet's was of the batches it trained on.
+3. ``alexnet-prepare size=S``: the store with its mean image and RGB PCA; skipped when its manifest says complete.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+BIN = Path(sys.executable).parent
+
+
+def cache() -> Path:
+    return Path(os.environ.get("ALEXNET_LIT_CACHE", Path.home() / ".cache" / "alexnet-lit"))
+
+
+def unpacked() -> Path:
+    raw = cache() / "cifar10-jpg"
+    if not (raw / "train").is_dir():
+        if not TARBALL.is_file():
+            sys.exit(f"error: {TARBALL} not found: the experiments read CIFAR-10 from ../shared/data (see its README)")
+        raw.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(TARBALL) as tar:
+            tar.extractall(raw, filter="data")
+    if not (raw / "val").exists():
+        (raw / "val").symlink_to("test")
+    return raw
+
+
+def subset(raw: Path, per_class: int) -> Path:
+    out = cache() / f"cifar10-jpg-{per_class}pc"
+    if not (out / "val").exists():
+        for cls in sorted(p for p in (raw / "train").iterdir() if p.is_dir()):
+            files = sorted(cls.iterdir())
+            if len(files) < per_class:
+                sys.exit(f"error: per_class={per_class}: {cls} has {len(files)} images")
+            (out / "train" / cls.name).mkdir(parents=True, exist_ok=True)
+            for f in files[:per_class]:
+                link = out / "train" / cls.name / f.name
+                if not link.exists():
+                    link.symlink_to(f)
+        (out / "val").symlink_to(raw / "test")
+    return out
+
+
+def store(size: int, per_class: int | None = None) -> Path:
+    """The store's folder (data.root), made when absent or incomplete."""
+    raw = unpacked()
+    src = subset(raw, per_class) if per_class else raw
+    out = cache() / (f"cifar10-{size}" + (f"-{per_class}pc" if per_class else ""))
+    manifest = out / "manifest.json"
+    if '"complete": true' not in (manifest.read_text() if manifest.is_file() else ""):
+        t = time.monotonic()
+        cmd = [str(BIN / "alexnet-prepare"), f"root={src}", f"out_dir={out}", f"size={size}", "custom_classes=true"]
+        print(f"== prepare: {' '.join(cmd)}", flush=True)
+        if subprocess.call(cmd, cwd=ROOT) != 0:
+            sys.exit(f"error: alexnet-prepare failed for {out}")
+        print(f"== prepare: {(time.monotonic() - t) / 60:.1f} min", flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    args = dict(a.split("=", 1) for a in sys.argv[2:] if "=" in a)
+    if len(sys.argv) < 2 or not sys.argv[1].isdigit():
+        sys.exit("error: usage: python experiments/cifar10.py SIZE [per_class=N]")
+    print(store(int(sys.argv[1]), int(args["per_class"]) if "per_class" in args else None))

@@ -1,0 +1,83 @@
+"""experiments/figure1/figure1.py: the learning-rate search of the paper's protocol (on a model of a run, no
+training), and one real run of +experiment=figure1 trained, read back from its CSV and extended."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "experiments" / "figure1"))
+import figure1  # noqa: E402
+
+
+def model_run(best_lr: float, best_epochs: int, diverge_above: float, calls: list):
+    """A run whose epochs to 25% grow by 2 per factor of 2 away from ``best_lr``; non-finite above
+    ``diverge_above``; capped like a real one (no epoch past ``cap``)."""
+    def run(lr: float, cap: int) -> dict:
+        calls.append((lr, cap))
+        if lr > diverge_above:
+            return {"lr": lr, "errors": [0.9], "reached": None, "diverged": True}
+        need = best_epochs + 2 * round(abs(math.log2(lr / best_lr)))
+        errors = [0.9 - 0.65 * min(e, need) / need - (0.01 if e >= need else 0) for e in range(1, min(need, cap) + 1)]
+        return {"lr": lr, "errors": errors, "reached": figure1.reached(errors), "diverged": False}
+    return run
+
+
+@pytest.mark.parametrize("best_lr", [0.008, 0.001, 0.000125])
+def test_search_brackets_the_fastest_rate_and_caps_the_rest(best_lr):
+    calls: list = []
+    best, grid = figure1.search({"lr0": 0.001, "max_epochs": 100}, model_run(best_lr, 5, 0.02, calls))
+    assert best["lr"] == best_lr and best["reached"] == 5 and best["interior"]
+    rates = [r["lr"] for r in grid]
+    assert figure1.rate(best_lr / 2) in rates and figure1.rate(best_lr * 2) in rates
+    assert len(rates) == len(set(rates)) == len(calls)
+    # a run after the first one that reached 25% is capped at the fastest epochs so far
+    first = next(i for i, (lr, _) in enumerate(calls) if grid[rates.index(lr)]["reached"])
+    assert all(cap <= grid[rates.index(calls[first][0])]["reached"] for _, cap in calls[first + 1:])
+
+
+def test_a_diverged_rate_is_slower_than_any_and_bounds_the_search():
+    calls: list = []
+    best, grid = figure1.search({"lr0": 0.001, "max_epochs": 100}, model_run(0.016, 5, 0.004, calls))
+    assert best["lr"] == 0.004 and grid[-1]["diverged"] and grid[-1]["lr"] == 0.008
+
+
+def test_a_diverged_run_never_wins_on_the_epochs_it_logged_before_its_loss_went_non_finite():
+    def run(lr: float, cap: int) -> dict:
+        errors = [0.3 if lr > 0.001 else 0.6 + 100 * (0.001 - lr)] * cap  # nothing gets below 25% within max_epochs=2
+        return {"lr": lr, "errors": errors, "reached": None, "diverged": lr > 0.001}
+    best, grid = figure1.search({"lr0": 0.001, "max_epochs": 2}, run)
+    assert best["lr"] == 0.001 and not best["diverged"]
+
+
+def test_ratio_of_seeds_and_bounds():
+    relu = [{"reached": 6, "errors": [0] * 6}, {"reached": 8, "errors": [0] * 8}]
+    tanh = [{"reached": 35, "errors": [0] * 35}, {"reached": None, "errors": [0] * 50}]
+    r = figure1.ratio(tanh, relu)
+    assert r["value"] == pytest.approx(42.5 / 7) and r["bound"] and r["text"].startswith(">= 6.1")
+    assert r["low"] == pytest.approx(35 / 8) and r["high"] == pytest.approx(50 / 6)
+    assert figure1.ratio(tanh, [{"reached": None, "errors": [0] * 9}])["value"] is None
+
+
+def test_options_refuse_unknown_words(capsys):
+    with pytest.raises(SystemExit, match="unknown option 'lrs'"):
+        figure1.options(["lrs=0.1"])
+    assert figure1.options(["quick"])["images"] == 10000
+
+
+def test_a_real_run_is_read_back_and_extended(tmp_path, cache_dir):
+    """+experiment=figure1 through train.py (tiny data): its epochs from metrics.csv, then one more epoch by
+    resuming its last checkpoint, not by training again."""
+    opts = {**figure1.STUDY, "images": 10000, "log_dir": str(tmp_path), "store": str(tmp_path / "unused"),
+            "extra": f"+debug=tiny data.cache_dir={cache_dir}"}
+    one = figure1.train(opts, "relu", 0.01, 0, 1)
+    assert one["status"] == "finished" and len(one["errors"]) == 1 and 0 < one["errors"][0] <= 1
+    two = figure1.train(opts, "relu", 0.01, 0, 2)
+    assert two["errors"][0] == one["errors"][0] and len(two["errors"]) == 2
+    folder = tmp_path / "figure1" / "runs" / two["run_id"]
+    assert '"segments": 2' in (folder / "run.json").read_text()
+    again = figure1.train(opts, "relu", 0.01, 0, 2)  # finished to 2 epochs: read, not run
+    assert again["wall_s"] == two["wall_s"]
