@@ -41,7 +41,10 @@ DIFFS = {
     "paper": lambda net, dm: (activations(net) == {nn.ReLU} and dm.normalizer.pixel_max == 255
                               and dm.normalizer.normalize.value == "mean_image" and dm.normalizer.lighting.enabled
                               and net.features.conv2.groups == 2 and net.num_classes == 1000),
-    "tanh": lambda net, dm: activations(net) == {nn.Tanh},
+    "tanh": lambda net, dm: (activations(net) == {nn.Tanh}  # lecun: zero biases, N(0, 1/fan-in) below the output
+                             and all(float(m.bias.abs().max()) == 0 for m in net.weighted_layers().values())
+                             and abs(float(net.weighted_layers()["conv2"].weight.std())
+                                     * net.weighted_layers()["conv2"].weight[0].numel() ** 0.5 - 1) < 0.05),
     "no_lrn": lambda net, dm: not any(isinstance(m, LocalResponseNorm) for m in net.modules()),
     "non_overlap_pool": lambda net, dm: all(net.features._modules[p].kernel_size == 2 for p in ("pool1", "pool2",
                                                                                                "pool5")),
@@ -80,3 +83,10 @@ def test_experiment_diff_reaches_the_built_model_and_data(experiment, paper, tmp
     assert DIFFS[experiment](net, dm), f"{experiment}: its diff does not reach the built network or data"
     if experiment != "paper":
         assert not DIFFS[experiment](*paper), f"{experiment}: the paper's build already satisfies the check"
+
+
+@pytest.mark.parametrize("experiment, init", [("tanh", "lecun"), ("paper", "paper"), ("caffe_init", "caffe")])
+def test_the_cifar10_proxy_keeps_the_experiments_init_and_the_full_size_gain(experiment, init, tmp_path):
+    """+proxy=cifar10 comes after +experiment: it must not replace tanh's lecun with the paper's init."""
+    cfg = compose_train([f"+experiment={experiment}", "+proxy=cifar10"], tmp_path, tmp_path)
+    assert cfg.model.init.value == init and cfg.model.init_full_size_gain

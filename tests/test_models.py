@@ -220,20 +220,21 @@ FULL_FAN_IN = {"conv1": 363, "conv2": 1200, "conv3": 2304, "conv4": 1728, "conv5
                "fc8": 4096}
 
 
-def test_paper_scaled_init_is_the_paper_at_full_size_and_keeps_its_gain_when_narrower():
-    torch.manual_seed(0)
-    full = AlexNet(init="paper_scaled").weighted_layers()
-    for name, layer in full.items():
-        assert layer.weight.std().item() == pytest.approx(0.01, rel=0.05), name  # equal to init=paper
-    small = AlexNet(init="paper_scaled", width=0.25, fc_units=512, input_size=64, num_classes=10).weighted_layers()
-    for name, layer in small.items():
-        fan_in = layer.weight[0].numel()
-        std = 0.01 * math.sqrt(FULL_FAN_IN[name] / fan_in)
-        assert layer.weight.std().item() == pytest.approx(std, rel=0.1), name
-        gain = layer.weight.std().item() * math.sqrt(fan_in)  # what the layer does to its input's spread
-        assert gain == pytest.approx(0.01 * math.sqrt(FULL_FAN_IN[name]), rel=0.1), name
-        assert torch.all(layer.bias == BIASES["paper"][name]), name
-    assert small["fc6"].weight.std().item() == pytest.approx(0.12, rel=0.1)  # 64 inputs instead of 9,216
+@pytest.mark.parametrize("init", ["paper", "caffe", "kaiming"])
+def test_full_size_gain_is_the_plain_init_at_full_size_and_keeps_its_gain_when_narrower(init):
+    small_net = {"width": 0.25, "fc_units": 512, "input_size": 64, "num_classes": 10}
+    for size in ({}, small_net):
+        torch.manual_seed(0)
+        plain_init = AlexNet(init=init, **size).weighted_layers()
+        torch.manual_seed(0)
+        kept = AlexNet(init=init, init_full_size_gain=True, **size).weighted_layers()
+        for name, layer in kept.items():
+            fan_in = layer.weight[0].numel()
+            gain = 1.0 if init == "kaiming" else math.sqrt(FULL_FAN_IN[name] / fan_in)  # kaiming: per fan-in already
+            assert torch.allclose(layer.weight, plain_init[name].weight * gain), (init, name, size)
+            assert torch.equal(layer.bias, plain_init[name].bias), name
+    if init != "kaiming":  # paper: 0.01 x sqrt(9,216 / 64) = 0.12 for the 64 inputs of fc6; caffe's starts at 0.005
+        assert kept["fc6"].weight.std().item() == pytest.approx(0.12 if init == "paper" else 0.06, rel=0.1)
 
 
 def test_forward_features_and_head_are_the_network():

@@ -192,3 +192,27 @@ def test_effects_are_ablation_minus_baseline_with_the_standard_error_of_the_diff
     assert lrn["agrees"] == "yes" and lrn["beyond_noise"].startswith("yes (3.1 SE)")
     assert pca["top1"] == pytest.approx(0.5) and pca["agrees"] == "sign only"  # "over 1%": not met
     assert pca["beyond_noise"].startswith("no")
+
+
+def test_an_ablation_at_chance_did_not_train_and_is_never_counted_as_agreeing(tmp_path, monkeypatch):
+    """The tanh runs of the last study: 90% error on 10 classes in every seed, far "worse" than the baseline,
+    which the report once called "sign agrees: yes, beyond noise (39.4 SE)"."""
+    from alexnet_lit.report.runs import Run
+    from alexnet_lit.report.write import markdown, shown
+
+    def runs(name, errors):
+        return [Run(tmp_path / f"{name}{s}", name, s, "finished", config={"data": {"num_classes": 10}},
+                    test={"test/top1_err": e, "test/top5_err": e / 2}) for s, e in enumerate(errors)]
+
+    data = build(runs("paper", [0.40, 0.42, 0.44]) + runs("tanh", [0.90, 0.899, 0.9005])
+                 + runs("no_lrn", [0.45, 0.47, 0.49]))
+    tanh, lrn = data["effects"]
+    assert tanh["agrees"].startswith("did not train (ablation: 3 of 3 runs") and "not counted" in tanh["beyond_noise"]
+    assert lrn["agrees"] == "yes"  # 45% on 10 classes trained
+    assert lrn["resolvable"] == pytest.approx(2 * lrn["se1"])
+    assert data["smallest_resolvable"] == pytest.approx(2 * 2.0 * (2 / 3) ** 0.5)  # the baseline's sd is 2 points
+    assert [r["did_not_train"] for r in data["runs"]] == [False] * 3 + [True] * 3 + [False] * 3
+    monkeypatch.chdir(tmp_path)
+    text = markdown(build(runs("paper", [0.4, 0.42]) + runs("tanh", [0.9, 0.9])), [], "alexnet-report")
+    assert str(tmp_path) not in text and "| paper0 |" in text and shown(tmp_path / "x") == "x"
+    assert "did not train" in text and "smallest difference this study resolves" in text

@@ -91,7 +91,7 @@ def test_stuck_at_chance_warns_and_stops(tmp_path, cache_dir):
     over = ["model.optimizer.lr=0", "callbacks.chance.after_steps=2", "callbacks.chance.stop=true",
             "trainer.max_epochs=5", "test=false"]
     cfg = compose_train([*TINY, *over], tmp_path, cache_dir)
-    with pytest.warns(UserWarning, match=r"STUCK AT CHANCE.*model.init=caffe"):
+    with pytest.warns(UserWarning, match=r"STUCK AT CHANCE.*model.init=paper .*Fix: model.init=kaiming"):
         run(cfg)
     steps = [int(r["step"]) for r in read_csv(tmp_path) if r.get("train/loss")]
     assert max(steps) <= 3  # stopped right after the check, not after 5 epochs
@@ -230,3 +230,13 @@ def test_resume_on_differently_prepared_inputs_fails_naming_the_difference(tmp_p
         run(compose_train([*TINY, "trainer.max_epochs=2", "data.pixel_max=1", f"ckpt_path={last}"], tmp_path / "b",
                           cache_dir))
 
+
+
+@pytest.mark.parametrize("init, activation, fix", [
+    ("paper", "tanh", "Fix: model.init=lecun"), ("caffe", "lecun_tanh", "Fix: model.init=lecun"),
+    ("paper", "relu", "Fix: model.init=kaiming"), ("lecun", "tanh", "look at the learning rate"),
+])
+def test_stuck_at_chance_names_the_fix_for_this_init_and_unit(init, activation, fix):
+    from alexnet_lit.callbacks.chance import likely_fix
+
+    assert fix in likely_fix(SimpleNamespace(hparams={"init": init, "activation": activation}))

@@ -112,7 +112,6 @@ class Init(str, Enum):
     paper = "paper"  # section 5: N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7
     caffe = "caffe"  # bvlc_alexnet's train_val.prototxt
     kaiming = "kaiming"  # He-normal, a modern baseline
-    paper_scaled = "paper_scaled"  # the paper's, std scaled so a narrower net has the full-size net's per-layer gain
     lecun = "lecun"  # N(0, 1/fan-in), zero biases: variance-preserving for tanh (LeCun et al. 1998)
     cuda_convnet = "cuda_convnet"  # the CIFAR nets' layer files: N(0, initW) per layer, zero biases
 
@@ -183,6 +182,10 @@ class NetConfig:
     pool: Pool = Pool.overlap
     dropout: float = ranged(0.5, 0, 1, hi_open=True)  # section 4.2, on the outputs of fc6 and fc7; 0 disables
     init: Init = Init.paper
+    # paper and caffe (fixed stds): each layer's std x sqrt(its fan-in in the full-size net / its fan-in here), so a
+    # narrower or smaller net keeps the full-size net's per-layer gain (+proxy=cifar10). kaiming and lecun scale by
+    # the fan-in already: the same weights either way.
+    init_full_size_gain: bool = False
     remove: list[int] = field(default_factory=list)  # section 7: [3] or [4] removes that middle conv layer
     width: float = ranged(1.0, lo=0, lo_open=True)  # scales every conv layer's kernel count (small runs, same code)
     fc_units: int = ranged(4096, lo=1)  # hidden units of fc6 and fc7

@@ -29,6 +29,24 @@ from lightning.pytorch.utilities import rank_zero_warn
 from alexnet_lit.callbacks.cadence import logging_step
 
 
+def likely_fix(pl_module: pl.LightningModule) -> str:
+    """The cause and the fix for this net's init and unit (measured: experiments/ablations/README.md)."""
+    hp = getattr(pl_module, "hparams", {}) or {}
+    init, activation = str(hp.get("init", "paper")), str(hp.get("activation", "relu"))
+    if "tanh" in activation and init in ("paper", "caffe"):
+        return (f"The likely cause is model.init={init} with tanh units: its positive biases are made for ReLUs "
+                f"(section 5); the tanh net's logits hardly depend on the image, and neither caffe's init, a larger "
+                f"lr nor [0, 1] pixels move it. Fix: model.init=lecun (N(0, 1/fan-in), zero biases; "
+                f"+experiment=tanh uses it).")
+    if init in ("paper", "caffe"):
+        return (f"The likely cause is model.init={init} (fixed stds; the paper's biases of 1), with which runs that "
+                f"never leave ln 1000 are widely reported: the biases dominate every layer's activations, so the "
+                f"output hardly depends on the image, at either pixel scale. Fix: model.init=kaiming (or caffe), "
+                f"model.init_full_size_gain=true on a narrower or smaller net, or a lower model.optimizer.lr.")
+    return (f"model.init={init} keeps each layer's gain, so look at the learning rate (model.optimizer.lr: too low "
+            f"to move, or so high the units saturate) and at the input (data.pixel_max, the mean image).")
+
+
 class StuckAtChance(pl.Callback):
     def __init__(self, after_steps: int, window: int, margin: float, stop: bool) -> None:
         self.after_steps, self.window, self.margin, self.stop = after_steps, window, margin, stop
@@ -53,10 +71,7 @@ class StuckAtChance(pl.Callback):
             action = "Stopping (callbacks.chance.stop=true)." if self.stop else "callbacks.chance.stop=true stops."
             rank_zero_warn(
                 f"STUCK AT CHANCE: after {step} steps train/loss averages {mean:.3f}, within {self.margin:.0%} of "
-                f"ln({pl_module.num_classes}) = {chance:.3f}: the network predicts uniformly. The likely cause is the "
-                f"paper's init (N(0, 0.01) weights, biases 1), with which runs that never leave ln 1000 are widely "
-                f"reported: the biases of 1 dominate every layer's activations, so the output hardly depends on the "
-                f"image, at either pixel scale. Fix: model.init=caffe (or kaiming) or a lower model.optimizer.lr. "
+                f"ln({pl_module.num_classes}) = {chance:.3f}: the network predicts uniformly. {likely_fix(pl_module)} "
                 f"{action}"
             )
             if self.stop:

@@ -69,7 +69,13 @@ def run(cfg: DictConfig) -> None:
     runs = []
     for p in run_paths(c.runs):
         runs += read_wandb(p) if p.startswith("wandb:") else read_runs([Path(p).expanduser()])
-    command = "alexnet-report " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    from alexnet_lit.report.write import shown
+
+    def arg(a: str) -> str:  # key=/abs/path under the working directory: as a relative path (no machine's paths)
+        k, eq, v = a.partition("=")
+        return f"{k}={shown(v)}" if eq and v.startswith("/") else a
+
+    command = "alexnet-report " + " ".join(shlex.quote(arg(a)) for a in sys.argv[1:])
     data = write(runs, c.out_dir, command, c.baseline)
     states = Counter(r.state for r in runs)
     print(f"{len(runs)} runs of {len(data['experiments'])} experiments ("

@@ -87,8 +87,9 @@ def feature_map_sizes(input_size: int, pool: Pool | str = Pool.overlap, conv1_pa
 
 def full_size_fan_in(cfg: NetConfig) -> dict[str, int]:
     """Each weighted layer's fan-in in the paper's full-size net with the same towers, pooling and removed
-    layers (224 px crops, width 1, 4096 FC units), for ``init=paper_scaled``."""
-    full = dataclasses.replace(cfg, width=1.0, fc_units=4096, input_size=224, conv1_padding=None, init=Init.paper)
+    layers (224 px crops, width 1, 4096 FC units), for ``init_full_size_gain``."""
+    full = dataclasses.replace(cfg, width=1.0, fc_units=4096, input_size=224, conv1_padding=None, init=Init.paper,
+                               init_full_size_gain=False)
     with torch.device("meta"):
         return {name: fan_in(m) for name, m in AlexNet(full).weighted_layers().items()}
 
@@ -99,7 +100,7 @@ def check(cfg: NetConfig) -> None:
     ``build``). Raises ConfigError naming the key."""
     if Init(cfg.init) == Init.cuda_convnet:
         raise ConfigError("model.init=cuda_convnet is the CIFAR nets' layer-file init (model.arch=cifar_*); AlexNet "
-                          "takes paper, paper_scaled, caffe, kaiming or lecun")
+                          "takes paper, caffe, kaiming or lecun")
     if getattr(getattr(cfg, "optimizer", None), "weight_decay", 0.0) is None:  # a ModelConfig: how it trains
         raise ConfigError("model.optimizer.weight_decay=null takes each layer's weight decay from a CIFAR net's "
                           "layer-params file; AlexNet has one (section 5: 0.0005)")
@@ -174,7 +175,7 @@ class AlexNet(nn.Module):
                 ]
             )
         )
-        full = full_size_fan_in(cfg) if cfg.init == Init.paper_scaled else None
+        full = full_size_fan_in(cfg) if cfg.init_full_size_gain and cfg.init in (Init.paper, Init.caffe) else None
         init_weights(self.weighted_layers(), cfg.init, full)
         self.tower_group: tower_split.TowerGroup | None = None  # set by towers.split: one tower per device
 
@@ -210,7 +211,8 @@ class AlexNet(nn.Module):
         return describe_layers(self)
 
     def init_text(self, name: str) -> str:
-        return describe_init(name, self.cfg.init)
+        return describe_init(name, self.cfg.init, full_size_gain=self.cfg.init_full_size_gain
+                             and Init(self.cfg.init) in (Init.paper, Init.caffe))
 
 
 @torch.no_grad()

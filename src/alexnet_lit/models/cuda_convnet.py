@@ -91,7 +91,7 @@ NETS: dict[Arch, dict] = {
 
 # AlexNet's switches (models/alexnet.py) and the value a CIFAR net needs them at: anything else is an error
 ALEXNET_ONLY = {"towers": Towers.one, "pool": "overlap", "remove": [], "width": 1.0, "fc_units": 4096,
-                "conv1_padding": None, "tower_conv": "grouped", "dropout": 0.0}
+                "conv1_padding": None, "tower_conv": "grouped", "dropout": 0.0, "init_full_size_gain": False}
 
 
 def pooled(size: int) -> int:
@@ -121,7 +121,7 @@ def check(cfg: NetConfig) -> None:
             raise ConfigError(f"model.{key}={value} is a switch of AlexNet's; model.arch={arch} takes its layers "
                               f"from cuda-convnet's {NETS[Arch(arch)]['files'].split(',')[0]} (leave model.{key} "
                               f"at {needed}, or use model.arch=alexnet)")
-    if Init(cfg.init) in (Init.paper, Init.caffe, Init.paper_scaled):
+    if Init(cfg.init) in (Init.paper, Init.caffe):
         raise ConfigError(f"model.init={Init(cfg.init).value} is AlexNet's per-layer table; model.arch={arch} takes "
                           f"model.init=cuda_convnet (its layer file's initW), lecun or kaiming")
     has_lrn = any(layer.kind == "rnorm" for layer in NETS[Arch(arch)]["layers"])

@@ -7,11 +7,12 @@
   change it: the biases of 1 dominate the activations at either scale (measured: README, "Stuck at chance").
 - ``caffe`` (bvlc_alexnet's train_val.prototxt): std 0.01, but 0.005 for fc6/fc7; biases 0.1 in conv2, conv4,
   conv5, fc6, fc7 and 0 in conv1, conv3, fc8.
-- ``paper_scaled``: the paper's init for a narrower or smaller net (``width`` < 1, fewer ``fc_units``, small
-  crops): each layer's std is 0.01 x sqrt(fan-in of that layer in the full-size net / its fan-in here), so every
-  layer multiplies its input's spread by what the paper's layer did (0.01 is close to variance-preserving for
-  fc6 with its 9,216 inputs, but shrinks the signal 12x for the 64 inputs of a quarter-width 64 px net, and the
-  run never leaves chance). Biases as the paper's. Equal to ``paper`` at full size.
+- ``init_full_size_gain=true`` (``model.init_full_size_gain``) with ``paper`` or ``caffe``, for a narrower or
+  smaller net (``width`` < 1, fewer ``fc_units``, small crops): each layer's std x sqrt(fan-in of that layer in the
+  full-size net / its fan-in here), so every layer multiplies its input's spread by what the paper's layer did
+  (0.01 is close to variance-preserving for fc6 with its 9,216 inputs, but shrinks the signal 12x for the 64
+  inputs of a quarter-width 64 px net, and the run never leaves chance). Biases unchanged; equal to the plain
+  scheme at full size. ``kaiming`` and ``lecun`` follow each layer's fan-in already: unchanged by it.
 - ``kaiming``: He-normal weights (fan_in, for ReLU), zero biases; not from the paper, a modern baseline.
   The output layer fc8 gets N(0, 0.01) so the initial loss is ln(num_classes).
 - ``lecun``: N(0, 1/fan-in) weights, zero biases, the output layer N(0, 0.01) as ``kaiming``: each tanh layer
@@ -32,20 +33,20 @@ _CAFFE_BIAS = {"conv1": 0.0, "conv2": 0.1, "conv3": 0.0, "conv4": 0.1, "conv5": 
 _CAFFE_STD = {"fc6": 0.005, "fc7": 0.005}
 
 
-def describe_init(name: str, scheme: Init | str, output: str = "fc8", stds: dict[str, float] | None = None) -> str:
+def describe_init(name: str, scheme: Init | str, output: str = "fc8", stds: dict[str, float] | None = None,
+                  full_size_gain: bool = False) -> str:
     """How ``scheme`` initialises layer ``name``, as alexnet-describe prints it (``output``: the output layer;
-    ``stds``: each layer's std for ``cuda_convnet``)."""
+    ``stds``: each layer's std for ``cuda_convnet``; ``full_size_gain``: model.init_full_size_gain)."""
     scheme = Init(scheme)
+    gain = " x sqrt(full-size fan-in / fan-in)" if full_size_gain else ""
     if scheme == Init.cuda_convnet:
         return f"init N(0, {stds[name]:g}), bias 0"
     if scheme == Init.lecun:
         return "init N(0, 0.01), bias 0" if name == output else "init N(0, 1/fan-in), bias 0"
     if scheme == Init.paper:
-        return f"init N(0, 0.01), bias {_PAPER[name]:g}"
-    if scheme == Init.paper_scaled:
-        return f"init N(0, 0.01 x sqrt(full-size fan-in / fan-in)), bias {_PAPER[name]:g}"
+        return f"init N(0, 0.01{gain}), bias {_PAPER[name]:g}"
     if scheme == Init.caffe:
-        return f"init N(0, {_CAFFE_STD.get(name, 0.01):g}), bias {_CAFFE_BIAS[name]:g}"
+        return f"init N(0, {_CAFFE_STD.get(name, 0.01):g}{gain}), bias {_CAFFE_BIAS[name]:g}"
     return "init N(0, 0.01), bias 0" if name == output else "init He-normal, bias 0"
 
 
@@ -57,21 +58,22 @@ def fan_in(layer: nn.Module) -> int:
 def init_weights(layers: dict[str, nn.Module], scheme: Init | str, full_size_fan_in: dict[str, int] | None = None,
                  output: str = "fc8", stds: dict[str, float] | None = None) -> None:
     """Initialise the named weighted layers in place. ``full_size_fan_in``: each layer's fan-in in the full-size
-    net, for ``paper_scaled``; ``output``: the output layer's name; ``stds``: each layer's std for ``cuda_convnet``."""
+    net, to keep its gain (model.init_full_size_gain; paper and caffe); ``output``: the output layer's name;
+    ``stds``: each layer's std for ``cuda_convnet``."""
     scheme = Init(scheme)
     for name, layer in layers.items():
+        gain = (full_size_fan_in[name] / fan_in(layer)) ** 0.5 if full_size_fan_in else 1.0
         if scheme == Init.cuda_convnet:
             nn.init.normal_(layer.weight, 0.0, stds[name])
             nn.init.zeros_(layer.bias)
         elif scheme == Init.lecun and name != output:
             nn.init.normal_(layer.weight, 0.0, fan_in(layer) ** -0.5)
             nn.init.zeros_(layer.bias)
-        elif scheme in (Init.paper, Init.paper_scaled):
-            gain = 1.0 if scheme == Init.paper else (full_size_fan_in[name] / fan_in(layer)) ** 0.5
+        elif scheme == Init.paper:
             nn.init.normal_(layer.weight, 0.0, 0.01 * gain)
             nn.init.constant_(layer.bias, _PAPER[name])
         elif scheme == Init.caffe:
-            nn.init.normal_(layer.weight, 0.0, _CAFFE_STD.get(name, 0.01))
+            nn.init.normal_(layer.weight, 0.0, _CAFFE_STD.get(name, 0.01) * gain)
             nn.init.constant_(layer.bias, _CAFFE_BIAS[name])
         elif name == output:  # kaiming and lecun: logits near 0, the first loss ln(num_classes)
             nn.init.normal_(layer.weight, 0.0, 0.01)

@@ -5,14 +5,18 @@ runs (seeds). The effect of an ablation is its mean test error (the best-val che
 val error) minus the baseline's, in percentage points: positive means removing the paper's choice made things
 worse, as every claim of the paper says. It counts as beyond the noise when |effect| > 2 standard errors of the
 difference of two means, sqrt(s_a^2 / n_a + s_b^2 / n_b) (with a single run on either side there is no noise
-estimate and the column says so). Runs that are missing, failed, killed or still running are listed, never left
-out silently; only finished runs enter the means.
+estimate and the column says so); 2 standard errors is also the smallest effect the study can resolve, printed
+beside each one. A run whose headline top-1 error is within 1 point of chance (100 (1 - 1/classes)) did not train:
+an effect with such a run on either side is reported as "did not train", never as agreeing or disagreeing with
+the paper. Runs that are missing, failed, killed or still running are listed, never left out silently; only
+finished runs enter the means. Folders under the working directory are shown relative to it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -33,6 +37,30 @@ METRICS = {  # report key -> (label, how a run gives it)
     "test_top5_10crop": ("test top-5, 10 crops", lambda r: _pct(r.test.get("test/top5_err_10crop"))),
     "overfit": ("val - train top-1, last epoch", lambda r: _gap(r)),
 }
+
+
+UNTRAINED_POINTS = 1.0  # within this many points of chance: did not train
+
+
+def shown(path: str | os.PathLike | None) -> str | None:
+    """A folder as the report prints it: relative to the working directory when under it (no machine's paths)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve())) if p.is_absolute() else str(p)
+    except ValueError:
+        return str(p)
+
+
+def chance(r: Run) -> float | None:
+    """The error of a uniform guess, in %, from the run's data.num_classes."""
+    classes = (r.config.get("data") or {}).get("num_classes")
+    return 100.0 * (1 - 1 / int(classes)) if classes else None
+
+
+def did_not_train(r: Run, top1: float | None) -> bool:
+    return top1 is not None and (c := chance(r)) is not None and top1 >= c - UNTRAINED_POINTS
 
 
 def _pct(x: float | None) -> float | None:
@@ -84,15 +112,17 @@ class Experiment:
         get = METRICS[key][1]
         return Stat([v for r in self.finished if (v := get(r)) is not None])
 
-    def headline(self, top: int) -> Stat:
+    def headline_of(self, r: Run, top: int) -> float | None:
         """Test error of the best checkpoint (1 crop), or the best val error when a run has no test rows."""
-        values = []
-        for r in self.finished:
-            v = METRICS[f"test_top{top}"][1](r)
-            v = METRICS[f"val_top{top}"][1](r) if v is None else v
-            if v is not None:
-                values.append(v)
-        return Stat(values)
+        v = METRICS[f"test_top{top}"][1](r)
+        return METRICS[f"val_top{top}"][1](r) if v is None else v
+
+    def headline(self, top: int) -> Stat:
+        return Stat([v for r in self.finished if (v := self.headline_of(r, top)) is not None])
+
+    def untrained(self) -> list[Run]:
+        """Finished runs at chance: within 1 point of a uniform guess's top-1 error."""
+        return [r for r in self.finished if did_not_train(r, self.headline_of(r, 1))]
 
 
 @dataclass
@@ -105,6 +135,7 @@ class Effect:
     se5: float | None
     agrees: str
     beyond_noise: str
+    resolvable: float | None = None  # 2 SE: the smallest effect these seeds resolve
 
 
 def difference(a: Stat, b: Stat) -> tuple[float | None, float | None]:
@@ -124,6 +155,13 @@ def effect(name: str, abl: Experiment, base: Experiment, claim: dict[str, Any]) 
     else:
         d1, se1 = difference(abl.headline(1), base.headline(1))
         d5, se5 = difference(abl.headline(5), base.headline(5))
+    at_chance = {n: (len(e.untrained()), len(e.finished)) for n, e in (("ablation", abl), ("baseline", base))
+                 if e.untrained()}
+    resolvable = 2 * se1 if se1 else None
+    if d1 is not None and at_chance:
+        where = "; ".join(f"{k}: {n} of {m} runs" for k, (n, m) in at_chance.items())
+        return Effect(name, claim, d1, d5, se1, se5, f"did not train ({where} within {UNTRAINED_POINTS:g} point of "
+                      f"chance)", "- (not counted)", resolvable)
     if d1 is None:
         agrees = "no finished runs"
     elif kind == "at_least":
@@ -138,7 +176,7 @@ def effect(name: str, abl: Experiment, base: Experiment, claim: dict[str, Any]) 
         beyond = "no spread between seeds" + (": yes" if d1 != 0 else ": no effect")
     else:
         beyond = f"yes ({abs(d1) / se1:.1f} SE)" if abs(d1) > 2 * se1 else f"no ({abs(d1) / se1:.1f} SE)"
-    return Effect(name, claim, d1, d5, se1, se5, agrees, beyond)
+    return Effect(name, claim, d1, d5, se1, se5, agrees, beyond, resolvable)
 
 
 def group(runs: list[Run]) -> dict[str, Experiment]:
@@ -234,14 +272,18 @@ def build(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
                                                    "kind": "worse"})
             effects.append(effect(name, exp, experiments[baseline], claim).__dict__)
     not_finished = [{"experiment": r.experiment, "seed": r.seed, "state": r.state, "job": r.job,
-                     "folder": str(r.folder) if r.folder else None, "reason": r.reason}
+                     "folder": shown(r.folder), "reason": r.reason}
                     for r in runs if r.state != "finished"]
     all_runs = [{"experiment": r.experiment, "seed": r.seed, "state": r.state,
-                 "folder": str(r.folder) if r.folder else None, "epochs": len(r.epochs),
+                 "folder": shown(r.folder), "epochs": len(r.epochs),
+                 "did_not_train": did_not_train(r, Experiment(r.experiment, [r]).headline_of(r, 1)),
                  **{k: METRICS[k][1](r) for k in METRICS}} for r in runs]
     noise = {name: {"top1_std": exp.headline(1).std, "n": exp.headline(1).n} for name, exp in experiments.items()}
+    b = experiments[baseline].headline(1) if baseline in experiments else None
+    # two experiments with the baseline's spread and seeds: 2 SE of their difference, 2 s sqrt(2 / n)
+    smallest = 2 * b.std * math.sqrt(2 / b.n) if b and b.std is not None else None
     return {"baseline": baseline, "paper_baseline": claims["baseline"], "experiments": rows, "effects": effects,
-            "noise": noise, "not_finished": not_finished, "runs": all_runs}
+            "noise": noise, "smallest_resolvable": smallest, "not_finished": not_finished, "runs": all_runs}
 
 
 def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
@@ -269,12 +311,13 @@ def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
                   "checkpoint, 1 crop), ± its standard error. `overfit` rows compare the gap val - train top-1 at "
                   "the last epoch instead.", "",
                   "| ablation | paper (section) | the paper: top-1 / top-5 | measured top-1 | measured top-5 | "
-                  "sign agrees | beyond noise (> 2 SE) |", "|---|---|---|---|---|---|---|"]
+                  "sign agrees | beyond noise (> 2 SE) | smallest resolvable (2 SE) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for e in data["effects"]:
             c = e["claim"]
             lines.append(f"| {e['ablation']} | {c.get('section', '-')} | {_claim_text(c)} | "
                          f"{_signed(e['top1'], e['se1'])} | {_signed(e['top5'], e['se5'])} | {e['agrees']} | "
-                         f"{e['beyond_noise']} |")
+                         f"{e['beyond_noise']} | {_signed(e['resolvable']).lstrip('+')} |")
         lines += ["", "The paper's words:", ""]
         lines += [f"- `{e['ablation']}` (section {e['claim'].get('section', '-')}): {e['claim'].get('claim', '')}"
                   for e in data["effects"]]
@@ -282,7 +325,11 @@ def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
     lines += ["## Noise between seeds", "",
               "Standard deviation of the headline top-1 error between seeds, per experiment: "
               + ", ".join(f"{k} {v['top1_std']:.2f} (n={v['n']})" if v["top1_std"] is not None
-                          else f"{k} - (n={v['n']})" for k, v in data["noise"].items()) + ".", ""]
+                          else f"{k} - (n={v['n']})" for k, v in data["noise"].items()) + "."
+              + (f" With the baseline's spread and seeds, the smallest difference this study resolves (2 standard "
+                 f"errors of a difference of two means) is {data['smallest_resolvable']:.2f} points: an effect the "
+                 f"paper reports below that cannot be confirmed or refuted here."
+                 if data.get("smallest_resolvable") is not None else ""), ""]
     if plots:
         lines += ["## Curves", ""] + [f"![{p}]({p})" for p in plots] + [""]
     if data["not_finished"]:
@@ -292,11 +339,12 @@ def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
                   for r in data["not_finished"]]
         lines.append("")
     lines += ["## All runs", "", "| experiment | seed | state | epochs | best val top-1 | test top-1 | "
-              "test top-1, 10 crops | folder |", "|---|---|---|---|---|---|---|---|"]
+              "test top-1, 10 crops | trained | folder |", "|---|---|---|---|---|---|---|---|---|"]
     for r in data["runs"]:
         cells = [("-" if r[k] is None else f"{r[k]:.2f}") for k in ("val_top1", "test_top1", "test_top1_10crop")]
+        trained = "no: at chance" if r["did_not_train"] else "yes"
         lines.append(f"| {r['experiment']} | {r['seed']} | {r['state']} | {r['epochs']} | " + " | ".join(cells)
-                     + f" | {r['folder'] or '-'} |")
+                     + f" | {trained} | {r['folder'] or '-'} |")
     return "\n".join(lines) + "\n"
 
 
