@@ -9,10 +9,15 @@
 2. ``per_class=N``: a folder of links to the first N training files of each class (sorted names), the whole test
    split; its store's mean image is that of those N x 10 images, as cuda-convnet's was of the batches it trained on.
 3. ``alexnet-prepare size=S``: the store with its mean image and RGB PCA; skipped when its manifest says complete.
+
+``launch`` starts one train.py run in its own folder, resumed from its last checkpoint when it has one: what the
+study drivers (figure1, lrn_cifar10) share.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +77,32 @@ def store(size: int, per_class: int | None = None) -> Path:
             sys.exit(f"error: alexnet-prepare failed for {out}")
         print(f"== prepare: {(time.monotonic() - t) / 60:.1f} min", flush=True)
     return out
+
+
+def tag(extra: str) -> str:
+    """A run id suffix for runs with extra overrides (a stable hash): they never share a study run's folder."""
+    return "-x" + hashlib.sha1(extra.encode()).hexdigest()[:8] if extra.strip() else ""
+
+
+def folder(log_dir: str | Path, experiment: str, run_id: str) -> Path:
+    return Path(log_dir) / experiment / "runs" / run_id
+
+
+def record(run_dir: Path) -> dict:
+    """run.json: status (finished, failed, interrupted, running) and, for a failed run, its reason."""
+    path = run_dir / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def launch(experiment: str, run_id: str, overrides: list[str], log_dir: str | Path, note: str = "") -> int:
+    """``train.py +experiment=E run_id=R`` (and ``ckpt_path=last`` when its folder has a last checkpoint); the exit
+    code (0 finished, 1 failed, 2 a user error, 130/143 stopped)."""
+    last = folder(log_dir, experiment, run_id) / "checkpoints" / "last.ckpt"
+    resume = ["ckpt_path=last"] if last.is_file() else []
+    cmd = [sys.executable, "train.py", f"+experiment={experiment}", f"run_id={run_id}", f"paths.log_dir={log_dir}",
+           *overrides, *resume]
+    print(f"== {run_id}{note}" + (" (resumed)" if resume else ""), flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
 
 
 if __name__ == "__main__":

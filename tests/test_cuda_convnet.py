@@ -76,18 +76,25 @@ def test_the_average_pool_divides_by_the_window_inside_the_map():
     assert float(y[0, 0, -1, -1]) == pytest.approx(float(x[0, 0, 6:, 6:].mean()))  # a 2x2 window, not 3x3
 
 
-def test_the_locally_connected_layer_is_one_filter_set_per_position():
+@pytest.mark.parametrize("padding, stride, channels_last", [(1, 1, False), (1, 1, True), (0, 2, False), (2, 2, True)])
+def test_the_locally_connected_layer_is_one_filter_set_per_position(padding, stride, channels_last):
     torch.manual_seed(0)
-    layer = LocallyConnected2d(3, 4, 3, input_size=5, padding=1)
+    layer = LocallyConnected2d(3, 4, 3, input_size=7, padding=padding, stride=stride)
     nn.init.normal_(layer.bias)
-    x = torch.randn(2, 3, 5, 5)
-    padded = nn.functional.pad(x, (1, 1, 1, 1))
-    want = torch.empty(2, 4, 5, 5)
-    for i in range(5):
-        for j in range(5):
-            patch = padded[:, :, i:i + 3, j:j + 3].reshape(2, -1)
-            want[:, :, i, j] = patch @ layer.weight[i * 5 + j].T + layer.bias[:, i, j]
-    assert torch.allclose(layer(x), want, atol=1e-5)
+    x = torch.randn(2, 3, 7, 7, requires_grad=True)
+    padded = nn.functional.pad(x, (padding,) * 4)
+    n = layer.out_size
+    want = torch.empty(2, 4, n, n)
+    for i in range(n):
+        for j in range(n):
+            patch = padded[:, :, i * stride:i * stride + 3, j * stride:j * stride + 3].reshape(2, -1)
+            want[:, :, i, j] = patch @ layer.weight[i * n + j].T + layer.bias[:, i, j]
+    got = layer(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    assert torch.allclose(got, want, atol=1e-5)
+    g = torch.randn_like(want)
+    grads = torch.autograd.grad(got, [x, layer.weight], g)
+    for a, b in zip(grads, torch.autograd.grad(want, [x, layer.weight], g)):
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_the_11pct_control_removes_only_the_two_rnorm_layers():

@@ -19,7 +19,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "expe
 STATS = {"mean_image": np.full((256, 256, 3), 120.0), "eigval": np.ones(3), "eigvec": np.eye(3)}
 
 
-CIFAR_NETS = {"figure1"}
+CIFAR_NETS = {"figure1", "lrn_cifar10"}
 
 
 def built(experiment: str, tmp_path: Path) -> tuple[nn.Module, AlexNetDataModule]:
@@ -60,6 +60,11 @@ DIFFS = {
                                 and net.cfg.optimizer.weight_decay == 0 and net.cfg.scheduler.name.value == "constant"
                                 and dm.crop_size == dm.resize_size == 32 and not dm.flip and not dm.ten_crop
                                 and dm.normalizer.pixel_max == 255 and dm.normalizer.normalize.value == "mean_image"),
+    "lrn_cifar10": lambda net, dm: (net.cfg.arch.value == "cifar_11pct"
+                                    and sum(isinstance(m, LocalResponseNorm) for m in net.modules()) == 2
+                                    and net.cfg.scheduler.name.value == "step"
+                                    and list(net.cfg.scheduler.milestones) == [500, 510]
+                                    and dm.crop_size == 24 and dm.resize_size == 32 and dm.flip and dm.ten_crop),
 }
 SAME_NETWORK_AS_PAPER = {"two_gpu", "no_pca"}  # two_gpu names the paper's net for sweeps; no_pca changes data only
 

@@ -31,11 +31,9 @@ Writes <out_dir>/results.json (rewritten after every run) and figure1.png (ReLU 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -61,13 +59,12 @@ def reached(errors: list[float]) -> int | None:
 
 def run_id(opts: dict, activation: str, lr: float, seed: int) -> str:
     """One folder per run; runs with ``extra`` overrides get their own (a hash of them), never the study's."""
-    extra = "-x" + hashlib.sha1(opts["extra"].encode()).hexdigest()[:8] if opts["extra"].strip() else ""
-    return f"f1-{opts['images']}-{opts['net']}-{activation}-lr{lr:g}-s{seed}{extra}"
+    return f"f1-{opts['images']}-{opts['net']}-{activation}-lr{lr:g}-s{seed}" + cifar10.tag(opts["extra"])
 
 
 def read_run(folder: Path) -> dict:
     """Its training error per epoch, its status (run.json) and why it failed."""
-    record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
+    record = cifar10.record(folder)
     errors: dict[int, float] = {}
     path = folder / "csv" / "metrics.csv"
     if path.is_file():
@@ -83,17 +80,14 @@ def train(opts: dict, activation: str, lr: float, seed: int, epochs: int) -> dic
     """One run of +experiment=figure1, trained (or resumed, or extended) to ``epochs`` unless it got below 25% or
     diverged; returns its record."""
     rid = run_id(opts, activation, lr, seed)
-    folder = Path(opts["log_dir"]) / "figure1" / "runs" / rid
+    folder = cifar10.folder(opts["log_dir"], "figure1", rid)
     r = read_run(folder)
     diverged = r["status"] == "failed" and "not finite" in r["reason"]
     if not (diverged or reached(r["errors"]) or (r["status"] == "finished" and len(r["errors"]) >= epochs)):
-        resume = ["ckpt_path=last"] if (folder / "checkpoints" / "last.ckpt").is_file() else []
-        cmd = [sys.executable, "train.py", "+experiment=figure1", f"model={opts['net']}",
-               f"model.activation={activation}", f"model.optimizer.lr={lr:g}", f"seed={seed}", f"run_id={rid}",
-               f"paths.log_dir={opts['log_dir']}", f"data.root={opts['store']}", f"trainer.max_epochs={epochs}",
-               "test=false", "logger=csv_only", *resume, *opts["extra"].split()]
-        print(f"== {rid}: to {epochs} epochs" + (" (resumed)" if resume else ""), flush=True)
-        code = subprocess.call(cmd, cwd=ROOT)
+        code = cifar10.launch("figure1", rid, [
+            f"model={opts['net']}", f"model.activation={activation}", f"model.optimizer.lr={lr:g}", f"seed={seed}",
+            f"data.root={opts['store']}", f"trainer.max_epochs={epochs}", "test=false", "logger=csv_only",
+            *opts["extra"].split()], opts["log_dir"], f": to {epochs} epochs")
         r = read_run(folder)
         diverged = r["status"] == "failed" and "not finite" in r["reason"]
         if code != 0 and not diverged:

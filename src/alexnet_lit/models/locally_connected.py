@@ -4,7 +4,12 @@
 
 Output size as cuda-convnet computes it (layer.py: modulesX = 1 + ceil((2 pad + size - filter) / stride)); one
 bias per filter and position (cuda-convnet's local layers have no shared biases). Weights (positions, filters,
-in_channels x k x k); computed as one batched matrix product over the positions of ``F.unfold``'s patches.
+in_channels x k x k); computed as one batched matrix product over the positions of the input's patches.
+
+The patches are the padded input's ``Tensor.unfold`` views, copied once into (positions, batch, in x k x k), not
+``F.unfold``: on the CPU, for local3 of cifar_11pct (batch 128, 64 x 6 x 6, 3x3 pad 1), ``F.unfold`` took 437 ms
+and the bmm of its permuted (strided) result 263 ms, against 24 ms for the copy and 12 ms for the bmm of contiguous
+patches; forward and backward 2.5-4x faster here (2 cores, measured in alternating pairs). The same numbers.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ class LocallyConnected2d(nn.Module):
         nn.init.normal_(self.weight, 0.0, 0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        patches = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (B, fan_in, positions)
-        out = torch.bmm(patches.permute(2, 0, 1), self.weight.transpose(1, 2))  # (positions, B, out)
+        b, k, p, s = x.shape[0], self.kernel_size, self.padding, self.stride
+        views = F.pad(x, (p, p, p, p)).unfold(2, k, s).unfold(3, k, s)  # (B, C, out, out, k, k), no copy
+        views = views[:, :, : self.out_size, : self.out_size]
+        patches = views.permute(2, 3, 0, 1, 4, 5).reshape(self.out_size**2, b, self.fan_in)  # one copy; (C, k, k)
+        out = torch.bmm(patches, self.weight.transpose(1, 2))  # (positions, B, out)
         return out.permute(1, 2, 0).reshape(b, self.out_channels, self.out_size, self.out_size) + self.bias
 
     def extra_repr(self) -> str:
