@@ -249,3 +249,11 @@ def test_forward_features_and_head_are_the_network():
     assert hidden.shape == (3, 64) and bool((hidden == 0).any())
     assert torch.equal(net.forward_head(features), net(x))
     assert torch.equal(net.classifier.fc8(hidden), net(x))
+
+
+def test_a_checkpoint_of_init_paper_scaled_reads_as_the_paper_init_with_the_full_size_gain(tmp_path):
+    from alexnet_lit.checkpoint import read
+
+    torch.save({"state_dict": {}, "hyper_parameters": {"init": "paper_scaled", "width": 0.25}}, tmp_path / "old.ckpt")
+    hp = read(str(tmp_path / "old.ckpt"))["hyper_parameters"]
+    assert hp["init"] == "paper" and hp["init_full_size_gain"] is True and hp["width"] == 0.25

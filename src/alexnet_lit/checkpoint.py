@@ -113,6 +113,9 @@ def read(path: str, key: str = "ckpt_path") -> dict[str, Any]:
     if not isinstance(state, dict) or "state_dict" not in state or "hyper_parameters" not in state:
         raise ConfigError(f"{key}={path} is a torch file but not an alexnet-lit checkpoint (no state_dict and "
                           f"hyper_parameters)")
+    hp = state["hyper_parameters"]
+    if hp.get("init") == "paper_scaled":  # written before 2026-12-03: the same weights as these two settings
+        hp["init"], hp["init_full_size_gain"] = "paper", True
     return state
 
 

@@ -137,7 +137,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             metrics[f"best/{MONITOR}"] = float(best.best_model_score)
             last = f", last epoch {metrics[MONITOR]:.4f}" if MONITOR in metrics else ""
             rank_zero_info(f"best {MONITOR} {metrics[f'best/{MONITOR}']:.4f} "
-                           f"({os.path.basename(best.best_model_path)}, tested below){last}")
+                           f"({os.path.basename(best.best_model_path)}{', tested below' if cfg.test else ''}){last}")
         if cfg.test and not trainer.interrupted:
             path = best.best_model_path if best is not None else ""
             for result in trainer.test(model, datamodule=datamodule, ckpt_path=path or None, weights_only=True):
