@@ -143,3 +143,21 @@ def test_describe_prints_the_figure1_net(tmp_path, cache_dir):
     assert describe(compose_train(["+experiment=figure1"], tmp_path, cache_dir), console) == 145_578
     text = console.export_text()
     assert "layers-80sec.cfg" in text and "avg-pool 3x3/2 ceil" in text and "init N(0, 0.0001), bias 0" in text
+    assert "init cuda_convnet; sgd lr 0.001 (biases x2), momentum 0.9, weight decay 0; schedule constant" in text
+
+
+@pytest.mark.parametrize("overrides, line", [
+    (["+experiment=tanh", "+proxy=cifar10"], "init lecun; sgd lr 0.01 (biases x1), momentum 0.9, weight decay 0.0005; "
+                                             "schedule plateau x0.1, patience 1"),
+    (["+experiment=paper", "+proxy=cifar10"], "init paper with the full-size gain; sgd lr 0.01"),
+    (["+experiment=lrn_cifar10"], "weight decay each layer's wc; schedule step x0.1 at epochs [500, 510]"),
+])
+def test_describe_says_how_the_net_is_initialised_and_trained(overrides, line, tmp_path, cache_dir):
+    from rich.console import Console
+
+    from alexnet_lit.cli.describe import describe
+    from conftest import compose_train
+
+    console = Console(width=150, record=True)
+    describe(compose_train(overrides, tmp_path, cache_dir), console)
+    assert line in console.export_text()

@@ -32,6 +32,18 @@ def input_settings(data: DictConfig) -> str:
     return f"pixels 0..{data.pixel_max:g} (pixel_max) minus {mean}"
 
 
+def training_settings(model: DictConfig) -> str:
+    """How the net is trained: the optimizer's rates and decay, the schedule (the rows show each layer's init)."""
+    o, s = model.optimizer, model.scheduler
+    decay = "each layer's wc" if o.weight_decay is None else f"{o.weight_decay:g}"
+    sched = s.name.value + (f" x{s.factor:g} at epochs {list(s.milestones)}" if s.name.value == "step" else
+                            f" x{s.factor:g}, patience {s.patience}" if s.name.value == "plateau" else "")
+    return (f"init {model.init.value}" + (" with the full-size gain" if model.get("init_full_size_gain")
+                                               and model.init.value in ("paper", "caffe") else "")
+            + f"; {o.name.value} lr {o.lr:g} (biases x{o.bias_lr_mult:g}), momentum {o.momentum:g}, weight decay "
+            f"{decay}; schedule {sched}")
+
+
 def describe(cfg: DictConfig, console: Console | None = None) -> int:
     check(cfg)
     net = models.build(build(ModelConfig, plain(cfg.model), "model"))
@@ -55,6 +67,7 @@ def describe(cfg: DictConfig, console: Console | None = None) -> int:
     console.print(table)
     if two_devices:
         print_exchanges(cfg, net, console)
+    console.print(training_settings(cfg.model), highlight=False)
     console.print(f"total params: {total:,}", highlight=False)
     return total
 
