@@ -95,10 +95,10 @@ def record(run_dir: Path) -> dict:
 
 
 def launch(experiment: str, run_id: str, overrides: list[str], log_dir: str | Path, note: str = "") -> int:
-    """``train.py +experiment=E run_id=R`` (and ``ckpt_path=last`` when its folder has a last checkpoint); the exit
-    code (0 finished, 1 failed, 2 a user error, 130/143 stopped)."""
-    last = folder(log_dir, experiment, run_id) / "checkpoints" / "last.ckpt"
-    resume = ["ckpt_path=last"] if last.is_file() else []
+    """``train.py +experiment=E run_id=R`` (and ``ckpt_path=last``, the newest, when its folder has a checkpoint);
+    the exit code (0 finished, 1 failed, 2 a user error, 130/143 stopped)."""
+    saved = folder(log_dir, experiment, run_id) / "checkpoints"  # last.ckpt, interrupted.ckpt (a SIGTERM), step.ckpt
+    resume = ["ckpt_path=last"] if any(saved.glob("*.ckpt")) else []
     cmd = [sys.executable, "train.py", f"+experiment={experiment}", f"run_id={run_id}", f"paths.log_dir={log_dir}",
            *overrides, *resume]
     print(f"== {run_id}{note}" + (" (resumed)" if resume else ""), flush=True)
