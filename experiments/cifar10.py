@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -102,7 +103,21 @@ def launch(experiment: str, run_id: str, overrides: list[str], log_dir: str | Pa
     cmd = [sys.executable, "train.py", f"+experiment={experiment}", f"run_id={run_id}", f"paths.log_dir={log_dir}",
            *overrides, *resume]
     print(f"== {run_id}{note}" + (" (resumed)" if resume else ""), flush=True)
-    return subprocess.call(cmd, cwd=ROOT)
+    # SIGTERM to the study reaches the run (it checkpoints and exits 143); Ctrl-C reaches both from the terminal,
+    # so the study waits for the run to stop. A stopped run stops the study, with its code: it resumes from there.
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    before = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, f: proc.send_signal(s)),
+              signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    if code in (130, 143):
+        print(f"== {run_id}: stopped ({'SIGTERM' if code == 143 else 'Ctrl-C'}); the study resumes where it was",
+              flush=True)
+        sys.exit(code)
+    return code
 
 
 if __name__ == "__main__":

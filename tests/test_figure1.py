@@ -81,3 +81,29 @@ def test_a_real_run_is_read_back_and_extended(tmp_path, cache_dir):
     assert '"segments": 2' in (folder / "run.json").read_text()
     again = figure1.train(opts, "relu", 0.01, 0, 2)  # finished to 2 epochs: read, not run
     assert again["wall_s"] == two["wall_s"]
+
+
+def test_sigterm_to_a_study_stops_its_run_with_a_checkpoint_and_the_study_exits_143(tmp_path, cache_dir):
+    """The drivers' launch(): the run gets the SIGTERM (it checkpoints, run.json interrupted), the study exits 143
+    and does not start the next run."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(figure1.__file__).parents[1])!r}); import cifar10; "
+            f"cifar10.launch('quickstart', 'r', ['+debug=tiny', 'trainer.max_epochs=1000', 'test=false', "
+            f"'data.cache_dir={cache_dir}'], {str(tmp_path)!r}); print('next run')")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=figure1.ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "WANDB_MODE": "offline"})
+    record = tmp_path / "quickstart" / "runs" / "r" / "run.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and '"running"' not in (record.read_text() if record.is_file() else ""):
+        time.sleep(0.5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "next run" not in out
+    assert json.loads(record.read_text())["status"] == "interrupted"
+    assert any((record.parent / "checkpoints").glob("*.ckpt"))
