@@ -74,7 +74,14 @@ def test_report_tables_match_the_csvs_and_a_missing_run_is_missing(sweep, tmp_pa
     hand_effect = csv_numbers(copy / "1_no_lrn")["test_top1"] - statistics.fmean(
         csv_numbers(copy / f)["test_top1"] for f in ("0_paper", "2_paper"))
     assert effect["top1"] == pytest.approx(hand_effect)
-    assert effect["beyond_noise"] == "no estimate (1 run)"  # one no_lrn run: no spread to judge by
+    # a run whose best val top-1 is within 1 point of chance (1 - 1/classes) or above did not train: no sign counted
+    chance = 100 * (1 - 1 / data["runs"][0]["classes"])
+    at_chance = [csv_numbers(copy / f)["val_top1"] >= chance - 1 for f in ("0_paper", "1_no_lrn", "2_paper")]
+    assert [r["did_not_train"] for r in data["runs"][:3]] == at_chance
+    if any(at_chance):
+        assert effect["agrees"].startswith("did not train (") and effect["beyond_noise"] == "- (not counted)"
+    else:
+        assert effect["beyond_noise"] == "no estimate (1 run)"  # one no_lrn run: no spread to judge by
     assert "| no_lrn | 3.3 | +1.4 / +1.2 |" in md
 
     (gone,) = data["not_finished"]
@@ -201,7 +208,7 @@ def test_an_ablation_at_chance_did_not_train_and_is_never_counted_as_agreeing(tm
     from alexnet_lit.report.write import markdown, shown
 
     def runs(name, errors):
-        return [Run(tmp_path / f"{name}{s}", name, s, "finished", config={"data": {"num_classes": 10}},
+        return [Run(tmp_path / f"{name}{s}", name, s, "finished", num_classes=10,
                     test={"test/top1_err": e, "test/top5_err": e / 2}) for s, e in enumerate(errors)]
 
     data = build(runs("paper", [0.40, 0.42, 0.44]) + runs("tanh", [0.90, 0.899, 0.9005])
@@ -216,3 +223,20 @@ def test_an_ablation_at_chance_did_not_train_and_is_never_counted_as_agreeing(tm
     text = markdown(build(runs("paper", [0.4, 0.42]) + runs("tanh", [0.9, 0.9])), [], "alexnet-report")
     assert str(tmp_path) not in text and "| paper0 |" in text and shown(tmp_path / "x") == "x"
     assert "did not train" in text and "smallest difference this study resolves" in text
+
+
+def test_training_speed_is_steps_to_the_baselines_final_training_error():
+    from alexnet_lit.report.runs import Epoch, Run
+
+    def run(name, seed, errors):  # train top-1 per epoch, 100 steps an epoch
+        return Run(None, name, seed, "finished", epochs=[Epoch(i, 100 * (i + 1), train_top1=e)
+                                                         for i, e in enumerate(errors)])
+
+    data = build([run("paper", 0, [0.7, 0.5, 0.40]), run("paper", 1, [0.7, 0.5, 0.44]),  # ends at 42% on average
+                  run("no_lrn", 0, [0.6, 0.42, 0.3]), run("no_lrn", 1, [0.5, 0.41, 0.3]),
+                  run("tanh", 0, [0.9, 0.9, 0.9])])
+    sp = data["speed"]
+    assert sp["level"] == pytest.approx(42.0)
+    assert sp["experiments"]["paper"] == {"mean_steps": 300, "reached": 1, "runs": 2}  # seed 1 ends at 44%
+    assert sp["experiments"]["no_lrn"] == {"mean_steps": 200, "reached": 2, "runs": 2}
+    assert sp["experiments"]["tanh"]["mean_steps"] is None and sp["experiments"]["tanh"]["reached"] == 0

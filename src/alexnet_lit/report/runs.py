@@ -46,6 +46,7 @@ class Run:
     images_per_s: float | None = None
     reason: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None  # data.num_classes, resolved (chance level: 1 - 1/classes)
 
     def best(self, key: str = "val_top1") -> Epoch | None:
         """The epoch with the lowest val top-1 error (what the best checkpoint holds, and what was tested)."""
@@ -107,10 +108,12 @@ def read_run(folder: Path, job: str = "") -> Run:
     cfg_path = folder / ".hydra" / "config.yaml"
     if not cfg_path.is_file():
         return Run(folder, "?", None, "unreadable", job or str(folder), reason=f"{cfg_path} not found")
-    cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False)
+    loaded = OmegaConf.load(cfg_path)
+    cfg = OmegaConf.to_container(loaded, resolve=False)
+    classes = OmegaConf.select(loaded, "data.num_classes", throw_on_resolution_failure=False)
     record = run_record.read(folder)
     run = Run(folder, str(cfg.get("experiment_name", "?")), cfg.get("seed"), run_record.state(record),
-              job or str(folder), config=cfg)
+              job or str(folder), config=cfg, num_classes=int(classes) if classes is not None else None)
     metrics = folder / "csv" / "metrics.csv"
     fill_from_rows(run, read_csv(metrics) if metrics.is_file() else [])
     if record is not None:
@@ -201,8 +204,10 @@ def read_wandb(source: str, api=None) -> list[Run]:
     runs = []
     for w in api.runs(f"{parts[0]}/{parts[1]}", filters=filters):
         cfg = dict(w.config)
+        classes = (cfg.get("data") or {}).get("num_classes")  # the logged config is the resolved one
         run = Run(None, str(cfg.get("experiment_name", "?")), cfg.get("seed"), WANDB_STATES.get(w.state, w.state),
-                  f"wandb:{parts[0]}/{parts[1]}/{w.id}", config=cfg)
+                  f"wandb:{parts[0]}/{parts[1]}/{w.id}", config=cfg,
+                  num_classes=classes if isinstance(classes, int) else None)
         rows = []
         for h in w.scan_history():
             row = {k: str(v) for k, v in h.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

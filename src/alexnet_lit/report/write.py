@@ -6,10 +6,11 @@ val error) minus the baseline's, in percentage points: positive means removing t
 worse, as every claim of the paper says. It counts as beyond the noise when |effect| > 2 standard errors of the
 difference of two means, sqrt(s_a^2 / n_a + s_b^2 / n_b) (with a single run on either side there is no noise
 estimate and the column says so); 2 standard errors is also the smallest effect the study can resolve, printed
-beside each one. A run whose headline top-1 error is within 1 point of chance (100 (1 - 1/classes)) did not train:
-an effect with such a run on either side is reported as "did not train", never as agreeing or disagreeing with
-the paper. Runs that are missing, failed, killed or still running are listed, never left out silently; only
-finished runs enter the means. Folders under the working directory are shown relative to it.
+beside each one. A run whose best val top-1 error (else its test error) is within 1 point of chance
+(100 (1 - 1/classes)) or above it did not train: an effect with such a run on either side is reported as "did not
+train", never as agreeing or disagreeing with the paper. Runs that are missing, failed, killed or still running
+are listed, never left out silently; only finished runs enter the means. Folders under the working directory are
+shown relative to it.
 """
 
 from __future__ import annotations
@@ -55,12 +56,41 @@ def shown(path: str | os.PathLike | None) -> str | None:
 
 def chance(r: Run) -> float | None:
     """The error of a uniform guess, in %, from the run's data.num_classes."""
-    classes = (r.config.get("data") or {}).get("num_classes")
-    return 100.0 * (1 - 1 / int(classes)) if classes else None
+    return 100.0 * (1 - 1 / r.num_classes) if r.num_classes else None
+
+
+def trained_by(r: Run) -> float | None:
+    """The error that says whether a run learned: its best val top-1, else its test top-1 (in %)."""
+    v = METRICS["val_top1"][1](r)
+    return METRICS["test_top1"][1](r) if v is None else v
 
 
 def did_not_train(r: Run, top1: float | None) -> bool:
     return top1 is not None and (c := chance(r)) is not None and top1 >= c - UNTRAINED_POINTS
+
+
+def steps_to(r: Run, level: float) -> int | None:
+    """Training speed: the optimizer steps to the end of the first epoch whose train top-1 error (the epoch's
+    mean, in %) is at or below ``level``; None if none got there."""
+    return next((e.step for e in r.epochs if e.train_top1 is not None and 100 * e.train_top1 <= level), None)
+
+
+def speed(experiments: dict[str, Experiment], baseline: str) -> dict[str, Any] | None:
+    """Steps each experiment's runs take to the training error the baseline reaches (the mean over its seeds of
+    their last epoch's train top-1): how fast it learns, beside how well (section 3.1's measure of speed)."""
+    base = experiments.get(baseline)
+    last = [100 * r.epochs[-1].train_top1 for r in base.finished if r.epochs and r.epochs[-1].train_top1 is not None] \
+        if base else []
+    if not last:
+        return None
+    level = statistics.fmean(last)
+    per = {}
+    for name, exp in experiments.items():
+        steps = [steps_to(r, level) for r in exp.finished]
+        reached = [s for s in steps if s is not None]
+        per[name] = {"mean_steps": statistics.fmean(reached) if reached else None, "reached": len(reached),
+                     "runs": len(steps)}
+    return {"level": level, "experiments": per}
 
 
 def _pct(x: float | None) -> float | None:
@@ -122,7 +152,7 @@ class Experiment:
 
     def untrained(self) -> list[Run]:
         """Finished runs at chance: within 1 point of a uniform guess's top-1 error."""
-        return [r for r in self.finished if did_not_train(r, self.headline_of(r, 1))]
+        return [r for r in self.finished if did_not_train(r, trained_by(r))]
 
 
 @dataclass
@@ -201,6 +231,10 @@ def _claim_text(claim: dict[str, Any]) -> str:
     return "worse"
 
 
+def _steps(s: float | None) -> str:
+    return "-" if s is None else f"{s:,.0f}"
+
+
 def _minutes(s: float | None) -> str:
     return "-" if s is None else f"{s / 60:.1f} min"
 
@@ -274,16 +308,17 @@ def build(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
     not_finished = [{"experiment": r.experiment, "seed": r.seed, "state": r.state, "job": r.job,
                      "folder": shown(r.folder), "reason": r.reason}
                     for r in runs if r.state != "finished"]
-    all_runs = [{"experiment": r.experiment, "seed": r.seed, "state": r.state,
+    all_runs = [{"experiment": r.experiment, "seed": r.seed, "state": r.state, "classes": r.num_classes,
                  "folder": shown(r.folder), "epochs": len(r.epochs),
-                 "did_not_train": did_not_train(r, Experiment(r.experiment, [r]).headline_of(r, 1)),
+                 "did_not_train": did_not_train(r, trained_by(r)),
                  **{k: METRICS[k][1](r) for k in METRICS}} for r in runs]
     noise = {name: {"top1_std": exp.headline(1).std, "n": exp.headline(1).n} for name, exp in experiments.items()}
     b = experiments[baseline].headline(1) if baseline in experiments else None
     # two experiments with the baseline's spread and seeds: 2 SE of their difference, 2 s sqrt(2 / n)
     smallest = 2 * b.std * math.sqrt(2 / b.n) if b and b.std is not None else None
     return {"baseline": baseline, "paper_baseline": claims["baseline"], "experiments": rows, "effects": effects,
-            "noise": noise, "smallest_resolvable": smallest, "not_finished": not_finished, "runs": all_runs}
+            "noise": noise, "smallest_resolvable": smallest, "speed": speed(experiments, baseline),
+            "not_finished": not_finished, "runs": all_runs}
 
 
 def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
@@ -321,6 +356,15 @@ def markdown(data: dict[str, Any], plots: list[str], command: str) -> str:
         lines += ["", "The paper's words:", ""]
         lines += [f"- `{e['ablation']}` (section {e['claim'].get('section', '-')}): {e['claim'].get('claim', '')}"
                   for e in data["effects"]]
+        lines.append("")
+    if data.get("speed"):
+        sp = data["speed"]
+        lines += ["## Training speed", "", f"Optimizer steps to the end of the first epoch whose training top-1 error "
+                  f"is at or below {sp['level']:.2f}% (where `{base}` ends, the mean over its seeds), mean over the "
+                  f"runs that got there: how fast each net learns, beside how well.", "",
+                  "| experiment | steps | runs that got there |", "|---|---|---|"]
+        lines += [f"| {n} | {_steps(v['mean_steps'])} | {v['reached']} of {v['runs']} |"
+                  for n, v in sp["experiments"].items()]
         lines.append("")
     lines += ["## Noise between seeds", "",
               "Standard deviation of the headline top-1 error between seeds, per experiment: "
