@@ -3,7 +3,9 @@ training), and one real run of +experiment=figure1 trained, read back from its C
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -62,6 +64,38 @@ def test_ratio_of_seeds_and_bounds():
     assert figure1.ratio(tanh, [{"reached": None, "errors": [0] * 9}])["value"] is None
 
 
+def fake_study(tmp_path) -> dict:
+    """The whole study on modelled runs (relu fastest at 0.004 in 5 epochs, tanh at 0.002 in 30), published."""
+    def run(act: str, lr: float, seed: int, cap: int) -> dict:
+        fast, best = (5, 0.004) if act == "relu" else (30, 0.002)
+        r = model_run(best, fast + seed, 0.05, [])(lr, cap)
+        return {**r, "activation": act, "seed": seed, "run_id": f"{act}-{lr:g}-{seed}", "status": "finished",
+                "cap": cap, "wall_s": 1.0}
+
+    opts = {**figure1.STUDY, "activations": "relu,tanh", "max_epochs": 60, "store": str(tmp_path), "t0": 0.0,
+            "argv": [], "machine": "m", "save": lambda results: None}
+    return figure1.publish(figure1.study(opts, run), opts)
+
+
+def test_results_json_has_every_run_the_fastest_rates_and_the_ratios(tmp_path):
+    out = fake_study(tmp_path)
+    assert (out["net"], out["train_images"], out["threshold"]) == ("cifar_80sec", 50000, 0.25)
+    assert out["best"]["relu"]["lr"] == 0.004 and out["best"]["relu"]["epochs"] == [5, 6, 7]
+    assert out["best"]["tanh"]["lr"] == 0.002 and out["best"]["tanh"]["epochs"] == [30, 31, 32]
+    assert out["grid_interior"] == {"relu": True, "tanh": True}
+    r = out["ratio"]["tanh"]
+    assert r["paper_protocol"] == pytest.approx(31 / 6) and r["min"] == pytest.approx(30 / 7)
+    assert r["max"] == pytest.approx(32 / 5) and r["naive"] == pytest.approx(32 / 5)  # tanh at 0.004: 30 + 2
+    ids = [x["run_id"] for x in out["runs"]]
+    assert len(ids) == len(set(ids)) and {"tanh-0.004-0", "relu-0.004-2"} <= set(ids)
+    naive = next(x for x in out["runs"] if x["run_id"] == out["naive"]["tanh"])
+    assert naive["epochs_to_threshold"] == 32 and len(naive["train_error_per_epoch"]) == 32  # capped at 30, extended
+    assert out["command"] == ("python train.py +experiment=figure1 model=cifar_80sec model.activation=relu "
+                              "model.optimizer.lr=0.004 seed=0")
+    figure1.plot(out, tmp_path)
+    assert (tmp_path / "figure1.png").stat().st_size > 10_000
+
+
 def test_options_refuse_unknown_words(capsys):
     with pytest.raises(SystemExit, match="unknown option 'lrs'"):
         figure1.options(["lrs=0.1"])
@@ -81,6 +115,14 @@ def test_a_real_run_is_read_back_and_extended(tmp_path, cache_dir):
     assert '"segments": 2' in (folder / "run.json").read_text()
     again = figure1.train(opts, "relu", 0.01, 0, 2)  # finished to 2 epochs: read, not run
     assert again["wall_s"] == two["wall_s"]
+    # on another machine (logs/ is not committed): the run comes from results.json, not from training again
+    published = {"run_id": two["run_id"], "train_error_per_epoch": two["errors"], "status": "finished",
+                 "diverged": False, "wall_s": two["wall_s"]}
+    (tmp_path / "results.json").write_text(json.dumps({"runs": [published]}))
+    shutil.rmtree(folder)
+    opts["earlier"] = figure1.earlier(tmp_path)
+    kept = figure1.train(opts, "relu", 0.01, 0, 2)
+    assert kept["errors"] == two["errors"] and kept["wall_s"] == two["wall_s"] and not folder.exists()
 
 
 def test_sigterm_to_a_study_stops_its_run_with_a_checkpoint_and_the_study_exits_143(tmp_path, cache_dir):

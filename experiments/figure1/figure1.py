@@ -11,7 +11,9 @@ with zero biases, raw pixels minus the mean image, epsB = 2 epsW, momentum 0.9, 
 below 25% training error) in its own folder, logs/figure1/runs/f1-<images>-<net>-<activation>-lr<lr>-s<seed>; the
 epochs come from its metrics.csv (train/top1_err: the epoch's mean over its minibatches, as cuda-convnet printed
 it). An interrupted study continues where it stopped: finished runs are read back, a killed one resumes from its
-last checkpoint, a capped one is extended (``ckpt_path=last`` with more epochs).
+last checkpoint, a capped one is extended (``ckpt_path=last`` with more epochs). logs/ is not committed: a run whose
+folder is gone is taken from the committed results.json when it has what the study needs (reached 25%, diverged,
+or enough epochs), so the study also continues on another machine.
 
 "The learning rates for each network were chosen independently to make training as fast as possible":
 1. Per activation, seed 0: start at cuda-convnet's epsW (``lr0``, 0.001) and step by factors of 2 towards the faster
@@ -62,6 +64,17 @@ def run_id(opts: dict, activation: str, lr: float, seed: int) -> str:
     return f"f1-{opts['images']}-{opts['net']}-{activation}-lr{lr:g}-s{seed}" + cifar10.tag(opts["extra"])
 
 
+def earlier(out_dir: str | Path) -> dict[str, dict]:
+    """The runs of a results.json written before, by run id (their folders may be gone)."""
+    path = Path(out_dir) / "results.json"
+    runs = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+    return {r["run_id"]: r for r in runs if isinstance(r, dict) and "run_id" in r}
+
+
+def done(r: dict, epochs: int) -> bool:
+    return r["diverged"] or bool(reached(r["errors"])) or (r["status"] == "finished" and len(r["errors"]) >= epochs)
+
+
 def read_run(folder: Path) -> dict:
     """Its training error per epoch, its status (run.json) and why it failed."""
     record = cifar10.record(folder)
@@ -82,22 +95,29 @@ def train(opts: dict, activation: str, lr: float, seed: int, epochs: int) -> dic
     rid = run_id(opts, activation, lr, seed)
     folder = cifar10.folder(opts["log_dir"], "figure1", rid)
     r = read_run(folder)
-    diverged = r["status"] == "failed" and "not finite" in r["reason"]
-    if not (diverged or reached(r["errors"]) or (r["status"] == "finished" and len(r["errors"]) >= epochs)):
-        code = cifar10.launch("figure1", rid, [
-            f"model={opts['net']}", f"model.activation={activation}", f"model.optimizer.lr={lr:g}", f"seed={seed}",
+    r["diverged"] = r["status"] == "failed" and "not finite" in r["reason"]
+    kept = opts.get("earlier", {}).get(rid)
+    kept = kept and {**kept, "errors": kept["train_error_per_epoch"], "reason": ""}
+    if r["status"] == "missing" and kept and done(kept, epochs):
+        r = kept  # its folder is gone
+    elif not done(r, epochs):
+        code = cifar10.launch("figure1", rid, overrides(opts, activation, lr, seed) + [
             f"data.root={opts['store']}", f"trainer.max_epochs={epochs}", "test=false", "logger=csv_only",
             *opts["extra"].split()], opts["log_dir"], f": to {epochs} epochs")
         r = read_run(folder)
-        diverged = r["status"] == "failed" and "not finite" in r["reason"]
-        if code != 0 and not diverged:
+        r["diverged"] = r["status"] == "failed" and "not finite" in r["reason"]
+        if code != 0 and not r["diverged"]:
             sys.exit(f"error: {rid} failed (exit {code}, {r['status']}: {r['reason'] or 'see its log above'})")
-    r.update(activation=activation, lr=lr, seed=seed, run_id=rid, diverged=diverged, cap=epochs,
-             reached=None if diverged else reached(r["errors"]))
-    print(f"   {rid}: " + ("diverged" if diverged else f"below 25% at epoch {r['reached']}" if r["reached"] else
+    r.update(activation=activation, lr=lr, seed=seed, run_id=rid, cap=max(epochs, r.get("cap", 0)),
+             reached=None if r["diverged"] else reached(r["errors"]))
+    print(f"   {rid}: " + ("diverged" if r["diverged"] else f"below 25% at epoch {r['reached']}" if r["reached"] else
                             f"{r['errors'][-1]:.4f} after {len(r['errors'])} epochs" if r["errors"] else "no epoch"),
           flush=True)
     return r
+
+
+def overrides(opts: dict, activation: str, lr: float, seed: int) -> list[str]:
+    return [f"model={opts['net']}", f"model.activation={activation}", f"model.optimizer.lr={lr:g}", f"seed={seed}"]
 
 
 def key(r: dict) -> tuple:
@@ -175,21 +195,63 @@ def study(opts: dict, run: Callable[[str, float, int, int], dict]) -> dict:
     return results
 
 
+def command(opts: dict, r: dict) -> str:
+    """The train.py command that reruns one run (it stops by itself below 25%)."""
+    root = [] if int(opts["images"]) == 50000 else [f"data.root=$HOME/.cache/alexnet-lit/{Path(opts['store']).name}"]
+    return " ".join(["python train.py +experiment=figure1", *overrides(opts, r["activation"], r["lr"], r["seed"]),
+                     *root, *opts["extra"].split()])
+
+
+def publish(results: dict, opts: dict) -> dict:
+    """results.json: the protocol, every run (the longest record of each), the fastest rate per activation with
+    its epochs per seed, whether the grid brackets it, the ratios, and the commands that rerun them."""
+    runs: dict[str, dict] = {}
+    groups = [*results["grid"].values(), *results["seeds"].values(), list(results.get("naive", {}).values())]
+    for r in (r for group in groups for r in group):
+        if r["run_id"] not in runs or len(r["errors"]) > len(runs[r["run_id"]]["train_error_per_epoch"]):
+            runs[r["run_id"]] = {
+                "run_id": r["run_id"], "activation": r["activation"], "lr": r["lr"], "seed": r["seed"],
+                "epochs_to_threshold": r["reached"], "diverged": r["diverged"], "status": r["status"],
+                "cap": r["cap"], "train_error_per_epoch": [round(e, 5) for e in r["errors"]],
+                "wall_s": round(r.get("wall_s", 0.0), 1), "command": command(opts, r)}
+    best = {a: {"lr": b["lr"], "epochs": [r["reached"] for r in results["seeds"][a]],
+                "run_ids": [r["run_id"] for r in results["seeds"][a]]} for a, b in results["best"].items()}
+    ratio = {a: {"paper_protocol": r["value"], "min": r.get("low"), "max": r.get("high"), "bound": r.get("bound"),
+                 "naive": results["ratio_naive"][a]["value"], "text": r["text"],
+                 "naive_text": results["ratio_naive"][a]["text"]} for a, r in results.get("ratio", {}).items()}
+    relu = results["best"].get("relu")
+    return {"net": opts["net"], "train_images": int(opts["images"]),
+            "pixel_scale": "raw 0..255 minus the mean image of the training images (cuda-convnet's convdata.py)",
+            "threshold": TARGET, "protocol": results["protocol"], "machine": opts["machine"],
+            "date": time.strftime("%Y-%m-%d"), "study_s": round(time.monotonic() - opts["t0"], 1),
+            "runs_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),  # over every session of the study
+            "study_command": "python experiments/figure1/figure1.py " + " ".join(opts["argv"]),
+            "command": command(opts, relu) if relu else None,
+            "best": best, "grid_interior": {a: b["interior"] for a, b in results["best"].items()},
+            "grid": {a: [r["lr"] for r in grid] for a, grid in results["grid"].items()},
+            "naive": {a: r["run_id"] for a, r in results.get("naive", {}).items()},
+            "ratio": ratio, "runs": sorted(runs.values(), key=lambda r: (r["activation"], r["lr"], r["seed"]))}
+
+
 def plot(results: dict, out: Path) -> None:
+    """Training error against epochs as the paper draws it (ReLU solid, tanh dashed), from results.json."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    runs = {r["run_id"]: r for r in results["runs"]}
+    fastest = {a: runs[b["run_ids"][0]] for a, b in results["best"].items()}
+    naive = {"relu": fastest.get("relu"), **{a: runs[rid] for a, rid in results["naive"].items()}}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    panels = (("each at its fastest learning rate (the paper's protocol)", results["best"]),
-              ("at the ReLU's fastest rate (naive)", {"relu": results["best"].get("relu"), **results.get("naive", {})}))
-    for ax, (title, runs) in zip(axes, panels):
-        for act, r in runs.items():
-            if not r or not r["errors"]:
+    for ax, (title, panel) in zip(axes, (("each at its fastest learning rate (the paper's protocol)", fastest),
+                                         ("at the ReLU's fastest rate (naive)", naive))):
+        for act, r in panel.items():
+            if not r or not r["train_error_per_epoch"]:
                 continue
-            ax.plot(range(1, len(r["errors"]) + 1), r["errors"], LINE.get(act, "-."), color="k",
-                    label=f"{act}, lr {r['lr']:g}" + (f": below 25% at epoch {r['reached']}" if r["reached"] else
+            errors, at = r["train_error_per_epoch"], r["epochs_to_threshold"]
+            ax.plot(range(1, len(errors) + 1), errors, LINE.get(act, "-."), color="k",
+                    label=f"{act}, lr {r['lr']:g}" + (f": below 25% at epoch {at}" if at else
                                                       " (diverged)" if r["diverged"] else ""))
         ax.axhline(TARGET, color="C3", lw=0.8)
         ax.set_xlabel("epochs")
@@ -198,10 +260,9 @@ def plot(results: dict, out: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("training error rate")
     axes[0].set_ylim(0, 0.8)
-    ratios = ", ".join(f"{a}/relu {r['text']}" for a, r in results.get("ratio", {}).items())
-    p = results["protocol"]
-    fig.suptitle(f"Figure 1: {p['net']} on {int(p['images']):,} CIFAR-10 training images, seeds {p['seeds']}: "
-                 f"{ratios or 'ratio pending'} (paper: 6)", fontsize=10)
+    ratios = ", ".join(f"{a}/relu {r['text']}" for a, r in results["ratio"].items())
+    fig.suptitle(f"Figure 1: {results['net']} on {results['train_images']:,} CIFAR-10 training images, seeds "
+                 f"{results['protocol']['seeds']}: {ratios or 'ratio pending'} (paper: 6)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "figure1.png", dpi=120)
     plt.close(fig)
@@ -230,26 +291,26 @@ def main(argv: list[str]) -> None:
     if images % 10 or not 0 < images <= 50000:
         sys.exit(f"error: images={images}: give a multiple of 10 up to 50000 (the first images/10 of each class)")
     opts["store"] = str(cifar10.store(32, None if images == 50000 else images // 10))
-    t0 = time.monotonic()
-    machine = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
-    print(f"machine: {machine}", flush=True)
+    opts.update(t0=time.monotonic(), argv=argv, machine=f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores",
+                earlier=earlier(out))
+    print(f"machine: {opts['machine']}", flush=True)
 
-    def save(results: dict) -> None:
-        results.update(machine=machine, date=time.strftime("%Y-%m-%d"), study_s=time.monotonic() - t0,
-                       command="python experiments/figure1/figure1.py " + " ".join(argv))
+    def save(results: dict) -> dict:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+        published = publish(results, opts)
+        (out / "results.json").write_text(json.dumps(published, indent=1))
+        return published
 
     opts["save"] = save
-    results = study(opts, lambda act, lr, seed, epochs: train(opts, act, lr, seed, epochs))
-    save(results)
-    plot(results, out)
-    for act, grid in results["grid"].items():
-        print(f"{act}: " + ", ".join(f"lr {r['lr']:g} -> {'x' if r['diverged'] else r['reached'] or '-'}"
-                                     for r in grid))
-    for act, r in results["ratio"].items():
-        print(f"{act}/relu, each at its fastest rate: {r['text']}; naive: {results['ratio_naive'][act]['text']}")
-    print(f"took {(time.monotonic() - t0) / 60:.1f} min; {out / 'results.json'}, {out / 'figure1.png'}")
+    published = save(study(opts, lambda act, lr, seed, epochs: train(opts, act, lr, seed, epochs)))
+    plot(published, out)
+    for act, grid in published["grid"].items():
+        print(f"{act}: " + ", ".join(f"lr {r['lr']:g} -> {'x' if r['diverged'] else r['epochs_to_threshold'] or '-'}"
+                                     for r in published["runs"] if r["activation"] == act and r["seed"] == 0
+                                     and r["lr"] in grid))
+    for act, r in published["ratio"].items():
+        print(f"{act}/relu, each at its fastest rate: {r['text']}; naive: {r['naive_text']}")
+    print(f"took {(time.monotonic() - opts['t0']) / 60:.1f} min; {out / 'results.json'}, {out / 'figure1.png'}")
 
 
 if __name__ == "__main__":
