@@ -4,6 +4,7 @@ normalization layers ("13% test error without normalization and 11% with").
     python experiments/lrn_cifar10/lrn_cifar10.py            # the protocol: 50,000 images, 520 epochs, seeds 0,1,2
     python experiments/lrn_cifar10/lrn_cifar10.py quick      # 10,000 images (1,000 a class), 12 epochs, seed 0
     python experiments/lrn_cifar10/lrn_cifar10.py seeds=0,1 epochs=60   # a shorter schedule: the same steps, scaled
+    python experiments/lrn_cifar10/lrn_cifar10.py cost       # a training step with and without LRN; the budgets
 
 1. Each run is ``train.py +experiment=lrn_cifar10 model.lrn.enabled=<on|off> seed=S`` (conf/experiment/
    lrn_cifar10.yaml: the layer-params file's protocol) in logs/lrn_cifar10/runs/<images>-<epochs>ep-lrn<on|off>-s<S>;
@@ -13,6 +14,10 @@ normalization layers ("13% test error without normalization and 11% with").
 3. Its numbers: test top-1 error of the last epoch's weights on the 10-view test (cuda-convnet's --multiview-test)
    and on the centre crop, from metrics.csv. The effect of LRN: mean(off) - mean(on) in points, its standard error
    over seeds, and 2 SE (the smallest effect these seeds resolve). Writes <out_dir>/results.json.
+4. ``cost``: the net's training step (forward, loss, backward, SGD step; batch 128 of 24 px crops, the experiment's
+   precision and memory format) with LRN on and off in alternating pairs, the median of each; from it the hours of
+   one run of the full schedule (520 epochs of 50,000 images) and of this study on this machine. Writes
+   <out_dir>/cost.json.
 """
 
 from __future__ import annotations
@@ -81,14 +86,75 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
+def net(lrn: bool):
+    """+experiment=lrn_cifar10's net with its two cmrnorm layers or without them, in the experiment's memory format."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from alexnet_lit import models
+    from alexnet_lit.config import ModelConfig, build, plain
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=lrn_cifar10", f"model.lrn.enabled={lrn}"])
+    fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
+    return models.build(build(ModelConfig, plain(cfg.model), "model")).to(memory_format=fmt), fmt
+
+
+def step_seconds(lrn: bool, steps: int = 6, batch: int = 128) -> list[float]:
+    """Seconds per training step (forward, loss, backward, SGD step) after two warm-up steps."""
+    import torch
+    from torch.nn import functional as F
+
+    model, fmt = net(lrn)
+    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    x = torch.randn(batch, 3, 24, 24).mul(60).to(memory_format=fmt)  # the scale of raw pixels minus the mean
+    y = torch.randint(0, 10, (batch,))
+    times = []
+    for i in range(steps + 2):
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def cost(opts: dict) -> dict:
+    """LRN on / off step times in alternating pairs (a shared machine drifts), and the budgets they imply."""
+    import torch
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    pairs = [(statistics.median(step_seconds(True)), statistics.median(step_seconds(False))) for _ in range(3)]
+    on, off = (statistics.median(p[i] for p in pairs) for i in (0, 1))
+    per_epoch = {k: 50000 / 128 * v for k, v in (("on", on), ("off", off))}  # training steps only (no test)
+    full = {k: 520 * v / 3600 for k, v in per_epoch.items()}
+    return {"step_s": {"on": on, "off": off}, "img_s": {"on": 128 / on, "off": 128 / off},
+            "lrn_vs_no_lrn": off / on, "pairs": pairs, "epoch_s": per_epoch,
+            "full_run_h": full, "full_study_h": {"one seed": full["on"] + full["off"],
+                                                 "three seeds": 3 * (full["on"] + full["off"])}}
+
+
 def main(argv: list[str]) -> None:
     from alexnet_lit.machine import cpu_name
 
     words = [a for a in argv if "=" not in a]
     given = dict(a.split("=", 1) for a in argv if "=" in a)
-    bad = [w for w in words if w != "quick"] + sorted(set(given) - set(STUDY))
+    bad = [w for w in words if w not in ("quick", "cost")] + sorted(set(given) - set(STUDY))
     if bad:
-        sys.exit(f"error: unknown argument {bad[0]!r}: give quick or {', '.join(k + '=' for k in STUDY)}")
+        sys.exit(f"error: unknown argument {bad[0]!r}: give quick, cost or {', '.join(k + '=' for k in STUDY)}")
+    if "cost" in words:
+        machine = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
+        c = {"machine": machine, "date": time.strftime("%Y-%m-%d"), **cost({})}
+        out = Path({**STUDY, **given}["out_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cost.json").write_text(json.dumps(c, indent=1))
+        print(f"machine: {machine}\nstep (batch 128, 24 px): LRN on {c['step_s']['on'] * 1e3:.0f} ms "
+              f"({c['img_s']['on']:.0f} img/s), off {c['step_s']['off'] * 1e3:.0f} ms ({c['img_s']['off']:.0f} img/s): "
+              f"lrn_vs_no_lrn={c['lrn_vs_no_lrn']:.2f}\none run of the full schedule (520 epochs of 50,000): "
+              f"{c['full_run_h']['on']:.0f} h on, {c['full_run_h']['off']:.0f} h off; the study with 3 seeds "
+              f"{c['full_study_h']['three seeds']:.0f} h; {out / 'cost.json'}")
+        return
     opts = {**STUDY, **(QUICK if "quick" in words else {}), **given}
     images, epochs = int(opts["images"]), int(opts["epochs"])
     if images % 10 or not 0 < images <= 50000 or epochs < 3:
