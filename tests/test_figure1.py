@@ -65,9 +65,9 @@ def test_ratio_of_seeds_and_bounds():
 
 
 def fake_study(tmp_path) -> dict:
-    """The whole study on modelled runs (relu fastest at 0.004 in 5 epochs, tanh at 0.002 in 30), published."""
+    """The whole study on modelled runs (relu fastest at 0.004 in 5 epochs, tanh at 0.001 in 30), published."""
     def run(act: str, lr: float, seed: int, cap: int) -> dict:
-        fast, best = (5, 0.004) if act == "relu" else (30, 0.002)
+        fast, best = (5, 0.004) if act == "relu" else (30, 0.001)
         r = model_run(best, fast + seed, 0.05, [])(lr, cap)
         return {**r, "activation": act, "seed": seed, "run_id": f"{act}-{lr:g}-{seed}", "status": "finished",
                 "cap": cap, "wall_s": 1.0}
@@ -81,19 +81,32 @@ def test_results_json_has_every_run_the_fastest_rates_and_the_ratios(tmp_path):
     out = fake_study(tmp_path)
     assert (out["net"], out["train_images"], out["threshold"]) == ("cifar_80sec", 50000, 0.25)
     assert out["best"]["relu"]["lr"] == 0.004 and out["best"]["relu"]["epochs"] == [5, 6, 7]
-    assert out["best"]["tanh"]["lr"] == 0.002 and out["best"]["tanh"]["epochs"] == [30, 31, 32]
+    assert out["best"]["tanh"]["lr"] == 0.001 and out["best"]["tanh"]["epochs"] == [30, 31, 32]
     assert out["grid_interior"] == {"relu": True, "tanh": True}
     r = out["ratio"]["tanh"]
     assert r["paper_protocol"] == pytest.approx(31 / 6) and r["min"] == pytest.approx(30 / 7)
-    assert r["max"] == pytest.approx(32 / 5) and r["naive"] == pytest.approx(32 / 5)  # tanh at 0.004: 30 + 2
+    assert r["max"] == pytest.approx(32 / 5) and r["naive"] == pytest.approx(34 / 5)  # tanh at 0.004: 30 + 2 * 2
+    assert out["grid"]["tanh"] == [0.0005, 0.001, 0.002, 0.004, 0.008]
+    first = next(x for x in out["runs"] if x["run_id"] == "tanh-0.004-0")  # started at the ReLU's fastest rate
+    assert first["cap"] == 60 and first["epochs_to_threshold"] == 34
     ids = [x["run_id"] for x in out["runs"]]
     assert len(ids) == len(set(ids)) and {"tanh-0.004-0", "relu-0.004-2"} <= set(ids)
-    naive = next(x for x in out["runs"] if x["run_id"] == out["naive"]["tanh"])
-    assert naive["epochs_to_threshold"] == 32 and len(naive["train_error_per_epoch"]) == 32  # capped at 30, extended
+    assert out["naive"]["tanh"] == "tanh-0.004-0"
     assert out["command"] == ("python train.py +experiment=figure1 model=cifar_80sec model.activation=relu "
                               "model.optimizer.lr=0.004 seed=0")
     figure1.plot(out, tmp_path)
     assert (tmp_path / "figure1.png").stat().st_size > 10_000
+
+
+def test_a_run_met_twice_is_published_once_with_its_longest_record(tmp_path):
+    def rec(n: int) -> dict:
+        return {"run_id": "a", "activation": "tanh", "lr": 0.01, "seed": 0, "errors": [0.5] * n, "reached": None,
+                "diverged": False, "status": "finished", "cap": n}
+    results = {"protocol": {}, "grid": {"tanh": [rec(3)]}, "best": {}, "seeds": {"tanh": [rec(3)]},
+               "naive": {"tanh": rec(5)}, "ratio": {}}
+    opts = {**figure1.STUDY, "store": str(tmp_path), "t0": 0.0, "argv": [], "machine": "m"}
+    (only,) = figure1.publish(results, opts)["runs"]
+    assert len(only["train_error_per_epoch"]) == 5 and only["cap"] == 5
 
 
 def test_options_refuse_unknown_words(capsys):
