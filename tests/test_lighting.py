@@ -227,9 +227,16 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
     metrics = run(compose_train([*recipe, *trained_with, "trainer.limit_train_batches=2"], tmp_path / "train",
                                 cache_dir))
     (best,) = (tmp_path / "train" / "checkpoints").glob("best-*.ckpt")
-    contract = torch.load(best, weights_only=True)["input_contract"]
-    assert contract["pixel_max"] == 1 and contract["normalize"] == "mean_image" and contract["crop_size"] == 200
-    assert contract["mean_image"].shape == (256, 256, 3)
+    from alexnet_lit.checkpoint import DATA_STATE
+    from alexnet_lit.data.contract import InputContract
+
+    state = torch.load(best, weights_only=True)
+    contract = InputContract.of(state)
+    assert contract.pixel_max == 1 and contract.normalize == "mean_image" and contract.crop_size == 200
+    assert contract.mean_image.shape == (256, 256, 3)
+    legacy = tmp_path / "legacy.ckpt"  # the layout before 2026-12-03: the contract at the top level
+    state["input_contract"] = state[DATA_STATE].pop("input_contract")
+    torch.save(state, legacy)
 
     exe = shutil.which(EVAL_CMD, path=str(Path(sys.executable).parent))
     env = {**os.environ, "ALEXNET_LIT_CACHE": str(cache_dir)}
@@ -267,6 +274,9 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
 
     with pytest.raises(ConfigError, match=r"^data.pixel_max=255.0 contradicts .*, trained with data.pixel_max=1.0"):
         evaluate_in_process(compose_eval("data.pixel_max=255"), explicit={"pixel_max"})
+    with pytest.raises(ConfigError, match=r"^data.pixel_max=255.0 contradicts .*legacy.ckpt, trained with data.pix"):
+        evaluate_in_process(compose_train([f"ckpt_path={legacy}", *recipe, "data.pixel_max=255"], tmp_path / "e4",
+                                          cache_dir), explicit={"pixel_max"})
     other = tmp_path / "other.npz"
     stats = dict(np.load(store / "out" / "stats.npz"))
     np.savez(other, **{**stats, "mean_image": stats["mean_image"] + 10})

@@ -221,14 +221,21 @@ def test_stuck_at_chance_reads_the_loss_once_and_decides_on_the_mean_over_ranks(
 
 
 def test_resume_on_differently_prepared_inputs_fails_naming_the_difference(tmp_path, cache_dir):
+    from alexnet_lit.checkpoint import DATA_STATE
     from alexnet_lit.config import ConfigError
+    from alexnet_lit.data.contract import InputContract
 
     run(compose_train([*TINY, "test=false"], tmp_path / "a", cache_dir))
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["input_contract"]["pixel_max"] == 255
-    with pytest.raises(ConfigError, match=r"pixel_max: 255.0 \(checkpoint\) vs 1.0 \(now\)"):
-        run(compose_train([*TINY, "trainer.max_epochs=2", "data.pixel_max=1", f"ckpt_path={last}"], tmp_path / "b",
-                          cache_dir))
+    state = torch.load(last, weights_only=True)
+    assert InputContract.of(state).pixel_max == 255 and "input_contract" not in state  # kept by the data module
+    legacy = tmp_path / "legacy.ckpt"  # the layout before 2026-12-03: the contract at the top level
+    state["input_contract"] = state[DATA_STATE].pop("input_contract")
+    torch.save(state, legacy)
+    for ckpt, out in ((last, "b"), (legacy, "c")):
+        with pytest.raises(ConfigError, match=r"pixel_max: 255.0 \(checkpoint\) vs 1.0 \(now\)"):
+            run(compose_train([*TINY, "trainer.max_epochs=2", "data.pixel_max=1", f"ckpt_path={ckpt}"],
+                              tmp_path / out, cache_dir))
 
 
 

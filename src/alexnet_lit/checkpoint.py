@@ -25,6 +25,7 @@ from alexnet_lit.config import ConfigError, ModelConfig, NetConfig, build, plain
 from alexnet_lit.signals import RunFailed
 
 TEMPORARY = ".tmp-"  # .<name>.tmp-<pid>: a checkpoint being written, in the folder it is written to
+DATA_STATE = "AlexNetDataModule"  # where Lightning keeps the data module's state_dict (its class name)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -113,9 +114,18 @@ def read(path: str, key: str = "ckpt_path") -> dict[str, Any]:
     if not isinstance(state, dict) or "state_dict" not in state or "hyper_parameters" not in state:
         raise ConfigError(f"{key}={path} is a torch file but not an alexnet-lit checkpoint (no state_dict and "
                           f"hyper_parameters)")
-    hp = state["hyper_parameters"]
-    if hp.get("init") == "paper_scaled":  # written before 2026-12-03: the same weights as these two settings
+    return upgrade(state)
+
+
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoints of earlier versions in today's layout, in place (every reader and Lightning's resume call it):
+    before 2026-12-03 ``init=paper_scaled`` (now init=paper with init_full_size_gain, the same weights) and the
+    input contract at the top level (now in the data module's state, data/contract.py)."""
+    hp = state.get("hyper_parameters", {})
+    if hp.get("init") == "paper_scaled":
         hp["init"], hp["init_full_size_gain"] = "paper", True
+    if "input_contract" in state:
+        state.setdefault(DATA_STATE, {}).setdefault("input_contract", state.pop("input_contract"))
     return state
 
 
@@ -128,9 +138,6 @@ def network_differences(state: dict[str, Any], model: Any) -> str:
     now = plain(build(ModelConfig, plain(model), "model"))
     keys = [f for f in NetConfig.__dataclass_fields__ if saved.get(f) != now.get(f) and f not in HOW_NOT_WHAT]
     return ", ".join(f"model.{k}={saved.get(k)} (checkpoint) vs {now.get(k)} (now)" for k in keys)
-
-
-DATA_STATE = "AlexNetDataModule"  # where Lightning keeps the data module's state_dict (its class name)
 
 
 def saved_seed(state: dict[str, Any]) -> int | None:

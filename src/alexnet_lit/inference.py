@@ -16,19 +16,19 @@ import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from alexnet_lit.checkpoint import read as read_checkpoint
-from alexnet_lit.config import ConfigError, LightingConfig
+from alexnet_lit.config import ConfigError
 from alexnet_lit.data import classes as ilsvrc
 from alexnet_lit.data.augment import eval_transform
-from alexnet_lit.data.lighting import Normalizer
+from alexnet_lit.data.contract import InputContract
 from alexnet_lit.data.sources import DecodeError, rgb_loader
 
 
-def load(ckpt_path: str, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
+def load(ckpt_path: str, device: str | torch.device = "cpu") -> tuple[Any, InputContract]:
     """(AlexNetModule in eval mode on ``device``, the checkpoint's input contract)."""
     from alexnet_lit.module import AlexNetModule
 
     state = read_checkpoint(ckpt_path)
-    contract = state.get("input_contract")
+    contract = InputContract.of(state)
     if contract is None:
         raise ConfigError(f"ckpt_path={ckpt_path} has no input contract (written before alexnet-lit recorded how "
                           f"inputs were prepared): evaluate it with alexnet-eval and explicit data.* keys")
@@ -40,12 +40,10 @@ def load(ckpt_path: str, device: str | torch.device = "cpu") -> tuple[Any, dict[
 class Preprocess:
     """A file -> the network's input, by a checkpoint's contract: (3, H, W) floats, (10, 3, H, W) for 10 crops."""
 
-    def __init__(self, contract: dict[str, Any], ten_crop: bool = False) -> None:
-        self.resize, self.crop = int(contract["resize_size"]), int(contract["crop_size"])
+    def __init__(self, contract: InputContract, ten_crop: bool = False) -> None:
+        self.resize, self.crop = int(contract.resize_size), int(contract.crop_size)
         self.transform = eval_transform(self.resize, self.crop, ten_crop)
-        stats = {"mean_image": contract["mean_image"]} if contract.get("mean_image") is not None else None
-        self.normalizer = Normalizer(contract["normalize"], contract["pixel_max"], contract["mean"],
-                                     contract["std"], LightingConfig(enabled=False), stats)
+        self.normalizer = contract.normalizer()
 
     def uint8(self, path: str | Path) -> torch.Tensor:
         """Decoded and cropped, still uint8; raises sources.DecodeError naming the file."""
@@ -59,9 +57,9 @@ class Preprocess:
         return self.normalizer(batch, train=False)
 
 
-def class_names(contract: dict[str, Any], num_classes: int) -> list[str]:
+def class_names(contract: InputContract, num_classes: int) -> list[str]:
     """A readable name per label index: "tench (n01440764)" for ILSVRC, the folder name for a custom set."""
-    names = contract.get("classes")
+    names = contract.classes
     if names is None:
         names = list(ilsvrc.wnids()) if num_classes == len(ilsvrc.wnids()) else [f"class {i}" for i in
                                                                                 range(num_classes)]

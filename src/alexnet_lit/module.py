@@ -20,7 +20,6 @@ over the crops and logged as ``test/top1_err_10crop``; a plain [B, C, H, W] batc
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -32,6 +31,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lit import models, parallel
+from alexnet_lit.checkpoint import upgrade
 from alexnet_lit.config import ConfigError, ModelConfig, OptimizerName, Scheduler, build, plain
 from alexnet_lit.models import towers
 from alexnet_lit.paper_sgd import PaperSGD
@@ -84,7 +84,6 @@ class AlexNetModule(pl.LightningModule):
         self.example_input_array = torch.zeros(1, self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
         self.optimizer_cfg, self.scheduler_cfg = self.cfg.optimizer, self.cfg.scheduler
         self.channels_last = self.cfg.channels_last
-        self.input_contract: dict[str, Any] | None = None  # from the data module, or from a loaded checkpoint
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if self.cfg.compile:  # in place: no "_orig_mod." in the state dict, checkpoints load either way
@@ -125,14 +124,13 @@ class AlexNetModule(pl.LightningModule):
             _, replicas = parallel.replica(self.trainer)
             towers.average_gradients(self.net, self.sync_group, replicas)
 
-    def setup(self, stage: str) -> None:
-        """FLOPs of one training step (forward + backward), measured on the meta device: the throughput monitor
-        turns it into train/flops_per_sec."""
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if stage == "fit" and dm is not None:
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """FLOPs of one training step (forward + backward) at this batch's size, counted once on the meta device:
+        the throughput monitor turns it into train/flops_per_sec."""
+        if getattr(self, "flops_per_batch", None) is None:
             with torch.device("meta"):
                 net = models.build(self.cfg)
-                x = torch.empty(dm.batch_size, net.features[0].in_channels, net.input_size, net.input_size)
+                x = torch.empty(batch[0].shape[0], net.features[0].in_channels, net.input_size, net.input_size)
             self.flops_per_batch = measure_flops(net, lambda: net(x), loss_fn=torch.Tensor.sum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,10 +172,6 @@ class AlexNetModule(pl.LightningModule):
         self.log(f"test/loss{suffix}", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
                  sync_dist_group=self.sync_group, add_dataloader_idx=False)
         self.log_dict(metrics, add_dataloader_idx=False)
-
-    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self.probabilities(x)
 
     # --- optimisation (section 5) -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -221,22 +215,16 @@ class AlexNetModule(pl.LightningModule):
                 rank_zero_info(f"val/top1_err plateaued after {limit} learning-rate reductions: stopping (section 5)")
                 self.trainer.should_stop = True
 
-    # --- checkpoints: the schedule's state and the input contract -------------------------------------------
-    def _datamodule_contract(self) -> dict[str, Any] | None:
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        return dm.input_contract() if hasattr(dm, "input_contract") else None
-
+    # --- checkpoints: the schedule's state and a mid-epoch's training errors ----------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lr_reductions"] = self.lr_reductions
         if self._trainer is not None and parallel.replica(self.trainer)[1] == 1 and self.trainer.state.fn == "fit":
             done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
             if done < self.trainer.num_training_batches:  # mid-epoch: the epoch's train/top-k so far (see below)
                 checkpoint["train_metrics"] = {name: metric_state(m) for name, m in self.train_metrics.items()}
-        contract = self._datamodule_contract() or self.input_contract
-        if contract is not None:  # crop, pixel scale, normalization and its statistics (alexnet-eval uses them)
-            checkpoint["input_contract"] = contract
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        upgrade(checkpoint)  # an earlier version's layout (checkpoint.py), before Lightning restores the rest
         self.lr_reductions = int(checkpoint.get("lr_reductions", 0))
         self._resumed_hparams = checkpoint.get("hyper_parameters")
         # one replica: a resumed epoch's train/top1_err covers the whole epoch. Under DDP each rank has its own
@@ -249,13 +237,6 @@ class AlexNetModule(pl.LightningModule):
                     m.load_state_dict(saved[name])
                     m.persistent(False)
             self.train_metrics.to(self.device)
-        self.input_contract = checkpoint.get("input_contract")
-        current = self._datamodule_contract()
-        if self.input_contract is not None and current is not None:  # resuming: the data must be prepared alike
-            differences = contract_differences(self.input_contract, current)
-            if differences and self.trainer.state.fn == "fit":
-                raise ConfigError(f"the checkpoint was trained on inputs prepared differently: {differences}; "
-                                  f"resume with the data settings it was trained with")
 
     def on_train_start(self) -> None:
         saved, self._resumed_hparams = getattr(self, "_resumed_hparams", None), None
@@ -289,10 +270,6 @@ class AlexNetModule(pl.LightningModule):
         rank_zero_info(f"resumed with changed settings, applied: {'; '.join(changed)} (lr now {lr:g} after "
                        f"{self.lr_reductions} reductions)")
 
-    @property
-    def chance_loss(self) -> float:
-        return math.log(self.num_classes)
-
 
 def metric_state(metric: Any) -> dict[str, torch.Tensor]:
     """A torchmetrics metric's accumulated state as plain tensors (a weights_only checkpoint holds it)."""
@@ -300,21 +277,3 @@ def metric_state(metric: Any) -> dict[str, torch.Tensor]:
     state = {k: v.detach().cpu().clone() for k, v in metric.state_dict().items()}
     metric.persistent(False)
     return state
-
-
-def contract_differences(saved: dict[str, Any], current: dict[str, Any]) -> str:
-    """The keys where two input contracts differ, as 'key: saved vs current' ('' when they agree)."""
-    out = []
-    for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key), current.get(key)
-        if key == "classes" and (a is None or b is None):  # checkpoints from before class names were recorded
-            continue
-        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-            same = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
-                torch.allclose(a.float(), b.float(), atol=1e-3)
-            a, b = ("statistics" if a is not None else None), ("other statistics" if b is not None else None)
-        else:
-            same = a == b
-        if not same:
-            out.append(f"{key}: {a} (checkpoint) vs {b} (now)")
-    return "; ".join(out)

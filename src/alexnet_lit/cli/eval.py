@@ -32,12 +32,11 @@ from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_p
 from alexnet_lit.cli.train import instantiate_all, make_trainer
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
+from alexnet_lit.data.contract import DATA_KEYS, InputContract
 from alexnet_lit.data.sources import check_source
 from alexnet_lit.data.store import load_stats
 from alexnet_lit.loggers import command_line_overrides, finish
-from alexnet_lit.module import AlexNetModule, contract_differences
-
-CONTRACT_KEYS = ("crop_size", "resize_size", "pixel_max", "normalize", "mean", "std")
+from alexnet_lit.module import AlexNetModule
 
 
 def explicit_data_keys() -> set[str]:
@@ -46,29 +45,29 @@ def explicit_data_keys() -> set[str]:
     return {k[len("data."):] for k in keys if k.startswith("data.")}
 
 
-def apply_contract(cfg: DictConfig, contract: dict[str, Any] | None, ckpt: str, explicit: set[str]) -> dict | None:
+def apply_contract(cfg: DictConfig, contract: InputContract | None, ckpt: str, explicit: set[str]) -> dict | None:
     """Prepare inputs as the checkpoint's network was trained on: its contract's values replace the composed
     data keys (an explicit command-line value that differs is an error); returns the statistics it carries."""
     if contract is None:  # a checkpoint from before input contracts: the composed config decides
         return None
-    data = cfg.data
-    for key in CONTRACT_KEYS:
+    data, saved = cfg.data, contract.as_dict()
+    for key in DATA_KEYS:
         given = plain(data)[key]
-        if key in explicit and contract_differences({key: contract[key]}, {key: given}):
-            raise ConfigError(f"data.{key}={given} contradicts {ckpt}, trained with data.{key}={contract[key]}: "
+        if key in explicit and given != saved[key]:
+            raise ConfigError(f"data.{key}={given} contradicts {ckpt}, trained with data.{key}={saved[key]}: "
                               f"drop the override (the checkpoint's input contract is used by default)")
-        data[key] = contract[key]
+        data[key] = saved[key]
     data.lighting.enabled = False  # training-only augmentation
-    if contract.get("mean_image") is None:
+    if contract.mean_image is None:
         return None
-    stats = {"mean_image": contract["mean_image"]}
     if "stats_path" in explicit and data.stats_path:
-        given = {"mean_image": torch.as_tensor(load_stats(data.stats_path)["mean_image"], dtype=torch.float32)}
-        if contract_differences(stats, given):
+        given = torch.as_tensor(load_stats(data.stats_path)["mean_image"], dtype=torch.float32)
+        if given.shape != contract.mean_image.shape or not torch.allclose(given, contract.mean_image.float(),
+                                                                          atol=1e-3):
             raise ConfigError(f"data.stats_path={data.stats_path} holds a different mean image than {ckpt} was "
                               f"trained with: drop data.stats_path (the checkpoint carries its own)")
     data.stats_path = None
-    return stats
+    return contract.stats()
 
 
 def explicit_data_group() -> bool:
@@ -88,7 +87,7 @@ def prepare_eval(cfg: DictConfig, explicit: set[str] | None = None,
     root = cfg.data.root
     if not data_group_given and root and (Path(root).expanduser() / "manifest.json").is_file():
         cfg.data.source = Source.prepared  # data.root is a store made by alexnet-prepare: read it as one
-    stats = apply_contract(cfg, state.get("input_contract"), cfg.ckpt_path, explicit)
+    stats = apply_contract(cfg, InputContract.of(state), cfg.ckpt_path, explicit)
     check(cfg, stats_given=stats is not None)
     check_source(cfg.data, splits=("val",))
     if state["hyper_parameters"].get("num_classes") != cfg.data.num_classes:

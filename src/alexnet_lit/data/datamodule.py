@@ -26,10 +26,11 @@ import torch
 from lightning import pytorch as pl
 from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
-from alexnet_lit.config import AugmentOn, DataConfig, Source, build, check_data, plain
+from alexnet_lit.config import AugmentOn, ConfigError, DataConfig, Normalize, Source, build, check_data, plain
 from alexnet_lit.data import sources
 from alexnet_lit.data.augment import crop_batch, eval_transform, train_transform
 from alexnet_lit.data.classes import wnids
+from alexnet_lit.data.contract import KEY, InputContract
 from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.order import EpochOrder, Seeded
 from alexnet_lit.data.sources import MissingData
@@ -90,13 +91,12 @@ class AlexNetDataModule(pl.LightningDataModule):
         self.normalizer = Normalizer(cfg.normalize, cfg.pixel_max, cfg.mean, cfg.std, cfg.lighting, stats)
         self.datasets: dict[str, Any] = {}
 
-    def input_contract(self) -> dict[str, Any]:
-        """What a network trained on these batches expects: crop, resize, pixel scale, normalization and its
-        statistics. Checkpoints keep it (``AlexNetModule.on_save_checkpoint``)."""
-        contract = {"crop_size": self.crop_size, "resize_size": self.resize_size, **self.normalizer.contract()}
-        if (classes := self.class_names()) is not None:  # label index -> class (alexnet-predict names them)
-            contract["classes"] = classes
-        return contract
+    def contract(self) -> InputContract:
+        """What a network trained on these batches expects (data/contract.py); every checkpoint keeps it."""
+        n = self.normalizer
+        mean_image = n.mean_image_255.clone() if n.normalize == Normalize.mean_image else None
+        return InputContract(self.crop_size, self.resize_size, n.pixel_max, n.normalize.value, n.mean_values,
+                             n.std_values, mean_image, self.class_names())
 
     def class_names(self) -> list[str] | None:
         """The class of each label index: the canonical ILSVRC wnids, or a custom set's sorted class folders (as
@@ -188,16 +188,22 @@ class AlexNetDataModule(pl.LightningDataModule):
         return loaders
 
     def state_dict(self) -> dict[str, Any]:
-        """Where the training order is (in every checkpoint): the epoch and the batches of it done."""
-        trainer = self.trainer
+        """In every checkpoint: the input contract, and where the training order is (the epoch and the batches
+        of it done)."""
+        trainer, state = self.trainer, {"seed": self.seed, KEY: self.contract().as_dict()}
         if trainer is None or trainer.state.fn != "fit":
-            return {"seed": self.seed}
+            return state
         epoch, done = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
         if done >= trainer.num_training_batches:  # saved at the epoch's end: a resume starts the next one (Lightning
             epoch, done = epoch + 1, 0            # makes that epoch's iterator before it calls set_epoch)
-        return {"seed": self.seed, "epoch": epoch, "batches": done}
+        return {**state, "epoch": epoch, "batches": done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """A resume continues the order where it was, on inputs prepared as the checkpoint's were."""
+        if KEY in state and self.trainer is not None and self.trainer.state.fn == "fit":
+            if differences := InputContract.from_dict(state[KEY]).differences(self.contract()):
+                raise ConfigError(f"the checkpoint was trained on inputs prepared differently: {differences}; "
+                                  f"resume with the data settings it was trained with")
         if "epoch" in state:
             self.resume_from = (int(state["epoch"]), int(state["batches"]))
 

@@ -55,7 +55,7 @@ class Normalizer(torch.nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[:, None, None], persistent=False)
         self.scale = scale
         stats = stats or {}
-        self.mean_image_255 = None  # as stats.npz has it, for the checkpoint's input contract
+        self.mean_image_255 = None  # as stats.npz has it, for the input contract (data/contract.py)
         if "mean_image" in stats:
             self.mean_image_255 = torch.as_tensor(stats["mean_image"], dtype=torch.float32)
             self.register_buffer("mean_image", self.mean_image_255.permute(2, 0, 1) * scale, persistent=False)
@@ -82,9 +82,3 @@ class Normalizer(torch.nn.Module):
             crop = self.mean_image[:, top : top + h, left : left + w]
             self._centre, self._centre_key = crop.permute(1, 2, 0).contiguous().permute(2, 0, 1), key
         return self._centre
-
-    def contract(self) -> dict:
-        """How an input must be prepared for a network trained behind this normalizer (stored in checkpoints)."""
-        mean_image = self.mean_image_255.clone() if self.normalize == Normalize.mean_image else None
-        return {"pixel_max": self.pixel_max, "normalize": self.normalize.value, "mean": self.mean_values,
-                "std": self.std_values, "mean_image": mean_image}
