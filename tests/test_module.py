@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from alexnet_lit.module import AlexNetModule, error_metrics
+from alexnet_lit.metrics import error_metrics
+from alexnet_lit.module import AlexNetModule
 
 OPT = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "bias_lr_mult": 1.0, "bias_weight_decay": True}
 SCHED = {"factor": 0.1, "patience": 0, "threshold": 1e-4, "max_lr_reductions": 2}

@@ -36,8 +36,9 @@ from typing import Any
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-MIN_METRICS = ("val/top1_err", "val/top5_err", "val/loss", "test/top1_err", "test/top5_err",
-               "test/top1_err_10crop", "test/top5_err_10crop")
+from alexnet_lit.metrics import ERRORS, logged
+
+MIN_METRICS = (*ERRORS, logged("val", "loss"))
 _NOT_RECIPE = ("seed=", "trainer.", "paths.", "logger", "callbacks", "hydra", "data.num_workers", "ckpt_path", "run_id",
                "checkpoint_every_n_steps", "data.timeout", "out=", "sweep=",
                "experiment=", "+experiment=", "test=", "tags=", "project=")

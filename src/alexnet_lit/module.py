@@ -27,47 +27,13 @@ from lightning import pytorch as pl
 from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.utilities import rank_zero_info
 from torch.nn import functional as F
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lit import models, parallel
 from alexnet_lit.checkpoint import upgrade
 from alexnet_lit.config import ConfigError, ModelConfig, OptimizerName, Scheduler, build, plain
+from alexnet_lit.metrics import MONITOR, TEN_CROP, error_metrics
 from alexnet_lit.models import towers
 from alexnet_lit.paper_sgd import PaperSGD
-
-
-class TopKError(MulticlassAccuracy):
-    """1 - micro-averaged top-k accuracy: the error rate the paper reports."""
-
-    def compute(self) -> torch.Tensor:
-        return 1.0 - super().compute()
-
-
-class ImagesCounted(Metric):
-    """How many images the error rates were computed on, summed over the ranks the metrics sync over: each
-    evaluation image once under DDP (EvalShardSampler), and once, not twice, under the tower strategy."""
-
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("images", torch.tensor(0.0), dist_reduce_fx="sum")
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        self.images += target.numel()
-
-    def compute(self) -> torch.Tensor:
-        return self.images
-
-
-def error_metrics(num_classes: int, count_images: bool = False) -> MetricCollection:
-    metrics: dict[str, Metric] = {"top1_err": TopKError(num_classes, top_k=1, average="micro")}
-    if num_classes > 5:
-        metrics["top5_err"] = TopKError(num_classes, top_k=5, average="micro")
-    if count_images:
-        metrics["images"] = ImagesCounted()
-    return MetricCollection(metrics)
 
 
 class AlexNetModule(pl.LightningModule):
@@ -92,7 +58,7 @@ class AlexNetModule(pl.LightningModule):
         self.train_metrics = error_metrics(self.num_classes).clone(prefix="train/")
         self.val_metrics = error_metrics(self.num_classes, count_images=True).clone(prefix="val/")
         self.test_metrics = error_metrics(self.num_classes, count_images=True).clone(prefix="test/")
-        self.test_metrics_10crop = error_metrics(self.num_classes, True).clone(prefix="test/", postfix="_10crop")
+        self.test_metrics_10crop = error_metrics(self.num_classes, True).clone(prefix="test/", postfix=TEN_CROP)
         self.sync_group = None  # the group logged values and metrics are reduced over (None: every rank)
 
     def configure_model(self) -> None:
@@ -167,7 +133,7 @@ class AlexNetModule(pl.LightningModule):
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
         probs = self.probabilities(x)
-        metrics, suffix = (self.test_metrics_10crop, "_10crop") if x.ndim == 5 else (self.test_metrics, "")
+        metrics, suffix = (self.test_metrics_10crop, TEN_CROP) if x.ndim == 5 else (self.test_metrics, "")
         metrics.update(probs, y)
         self.log(f"test/loss{suffix}", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
                  sync_dist_group=self.sync_group, add_dataloader_idx=False)
@@ -201,7 +167,7 @@ class AlexNetModule(pl.LightningModule):
         )
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": plateau, "monitor": "val/top1_err", "interval": "epoch", "name": "lr"},
+            "lr_scheduler": {"scheduler": plateau, "monitor": MONITOR, "interval": "epoch", "name": "lr"},
         }
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
@@ -212,7 +178,7 @@ class AlexNetModule(pl.LightningModule):
             self.lr_reductions += 1
             limit = self.scheduler_cfg.max_lr_reductions
             if self.scheduler_cfg.name == Scheduler.plateau and limit is not None and self.lr_reductions > limit:
-                rank_zero_info(f"val/top1_err plateaued after {limit} learning-rate reductions: stopping (section 5)")
+                rank_zero_info(f"{MONITOR} plateaued after {limit} learning-rate reductions: stopping (section 5)")
                 self.trainer.should_stop = True
 
     # --- checkpoints: the schedule's state and a mid-epoch's training errors ----------------------------------

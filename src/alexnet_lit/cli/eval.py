@@ -36,6 +36,7 @@ from alexnet_lit.data.contract import DATA_KEYS, InputContract
 from alexnet_lit.data.sources import check_source
 from alexnet_lit.data.store import load_stats
 from alexnet_lit.loggers import command_line_overrides, finish
+from alexnet_lit.metrics import TOP1, TOP5, VIEWS, logged
 from alexnet_lit.module import AlexNetModule
 
 
@@ -51,12 +52,12 @@ def apply_contract(cfg: DictConfig, contract: InputContract | None, ckpt: str, e
     if contract is None:  # a checkpoint from before input contracts: the composed config decides
         return None
     data, saved = cfg.data, contract.as_dict()
-    for key in DATA_KEYS:
-        given = plain(data)[key]
-        if key in explicit and given != saved[key]:
-            raise ConfigError(f"data.{key}={given} contradicts {ckpt}, trained with data.{key}={saved[key]}: "
+    for name in DATA_KEYS:
+        given = plain(data)[name]
+        if name in explicit and given != saved[name]:
+            raise ConfigError(f"data.{name}={given} contradicts {ckpt}, trained with data.{name}={saved[name]}: "
                               f"drop the override (the checkpoint's input contract is used by default)")
-        data[key] = saved[key]
+        data[name] = saved[name]
     data.lighting.enabled = False  # training-only augmentation
     if contract.mean_image is None:
         return None
@@ -118,15 +119,14 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, flo
 
 def result_table(metrics: dict[str, float]) -> str:
     """1-crop and 10-crop top-1 / top-5 error (%) and the images each counted."""
-    rows = [("centre crop", ""), ("10 crops", "_10crop")]
     lines = [f"{'view':<12} {'top-1 err':>10} {'top-5 err':>10} {'images':>8}"]
-    for name, suffix in rows:
-        if f"test/top1_err{suffix}" not in metrics:
+    for name, view in VIEWS.items():
+        if logged("test", TOP1, view) not in metrics:
             continue
-        top5 = metrics.get(f"test/top5_err{suffix}")
-        lines.append(f"{name:<12} {100 * metrics[f'test/top1_err{suffix}']:>9.2f}% "
+        top5 = metrics.get(logged("test", TOP5, view))
+        lines.append(f"{name:<12} {100 * metrics[logged('test', TOP1, view)]:>9.2f}% "
                      + (f"{100 * top5:>9.2f}% " if top5 is not None else f"{'-':>10} ")
-                     + f"{int(metrics.get(f'test/images{suffix}', 0)):>8,}")
+                     + f"{int(metrics.get(logged('test', 'images', view), 0)):>8,}")
     return "\n".join(lines)
 
 
@@ -134,12 +134,10 @@ def write_result(cfg: DictConfig, metrics: dict[str, float], state: dict[str, An
     """The table on stdout and the JSON file: every number, the checkpoint, its step and the data it read."""
     path = Path(cfg.out) if cfg.get("out") else Path(str(cfg.ckpt_path)).expanduser().with_suffix(".eval.json")
     views = {}
-    for name, suffix in (("centre_crop", ""), ("ten_crop", "_10crop")):
-        if f"test/top1_err{suffix}" in metrics:
-            views[name] = {"top1_err": metrics[f"test/top1_err{suffix}"],
-                           "top5_err": metrics.get(f"test/top5_err{suffix}"),
-                           "loss": metrics.get(f"test/loss{suffix}"),
-                           "images": int(metrics.get(f"test/images{suffix}", 0))}
+    for name, view in zip(("centre_crop", "ten_crop"), VIEWS.values()):
+        if logged("test", TOP1, view) in metrics:
+            views[name] = {name_: metrics.get(logged("test", name_, view)) for name_ in (TOP1, TOP5, "loss")}
+            views[name]["images"] = int(metrics.get(logged("test", "images", view), 0))
     record = {"ckpt_path": str(cfg.ckpt_path), "epoch": state.get("epoch"), "global_step": state.get("global_step"),
               "split": "val",  # every source's held-out split (ILSVRC-2012 val, CIFAR-10 test): sources.py
               "data": {"source": str(cfg.data.source), "root": cfg.data.root}, **views}

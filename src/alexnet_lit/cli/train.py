@@ -36,12 +36,11 @@ from alexnet_lit.checkpoint import AtomicCheckpointIO, remove_temporaries, saved
 from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_entry_point, preflight_train
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
+from alexnet_lit.metrics import MONITOR
 from alexnet_lit.module import AlexNetModule
 from alexnet_lit.parallel import replica
 from alexnet_lit.run_record import RunRecord
 from alexnet_lit.signals import Signalled
-
-MONITOR = "val/top1_err"
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:

@@ -18,8 +18,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from alexnet_lit import run_record
+from alexnet_lit.metrics import TEST_ERRORS, TOP5, logged
 
-TEST_KEYS = ("test/top1_err", "test/top5_err", "test/top1_err_10crop", "test/top5_err_10crop")
+TEST_KEYS = TEST_ERRORS
 
 
 @dataclass
@@ -75,10 +76,10 @@ def epochs_of(rows: list[dict[str, str]]) -> list[Epoch]:
             continue
         e = by_epoch.setdefault(int(float(r["epoch"])), Epoch(int(float(r["epoch"])), int(float(r["step"]))))
         e.step = max(e.step, int(float(r["step"])))
-        for key, col in (("val_top1", "val/top1_err"), ("val_top5", "val/top5_err"),
-                         ("train_top1", "train/top1_err"), ("train_top5", "train/top5_err")):
+        for attr, col in (("val_top1", logged("val")), ("val_top5", logged("val", TOP5)),
+                          ("train_top1", logged("train")), ("train_top5", logged("train", TOP5))):
             if col in r:
-                setattr(e, key, _float(r[col]))
+                setattr(e, attr, _float(r[col]))
     epochs = [by_epoch[k] for k in sorted(by_epoch)]
     lrs = sorted((int(float(r["step"])), float(r["lr/weights"])) for r in rows if "lr/weights" in r)
     for step, lr in lrs:  # the first epoch that ends at or after the step it was logged at

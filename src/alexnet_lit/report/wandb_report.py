@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alexnet_lit.config import ConfigError
-
-ERRORS = ("val/top1_err", "val/top5_err", "test/top1_err", "test/top5_err", "test/top1_err_10crop",
-          "test/top5_err_10crop")
+from alexnet_lit.metrics import ERRORS, MONITOR, logged
 
 
 def check_online() -> None:
@@ -48,7 +46,7 @@ def build_report(data: dict[str, Any], project: str, entity: str | None = None):
     bars = [wr.BarPlot(title=m, metrics=[m], groupby="config.experiment_name", groupby_aggfunc="mean",
                        groupby_rangefunc="stddev", orientation="h") for m in ERRORS]
     curves = [wr.LinePlot(title=m, x="epoch", y=[m], groupby="config.experiment_name", groupby_aggfunc="mean",
-                          groupby_rangefunc="stddev") for m in ("val/top1_err", "train/top1_err")]
+                          groupby_rangefunc="stddev") for m in (MONITOR, logged("train"))]
     lines = [f"{e['ablation']}: {e['top1']:+.2f} top-1 (the paper, section {e['claim'].get('section')}: "
              f"{e['claim'].get('claim', '')})" for e in data["effects"] if e["top1"] is not None]
     blocks = [

@@ -27,15 +27,16 @@ from typing import Any
 
 import yaml
 
+from alexnet_lit.metrics import TEN_CROP, TOP1, TOP5, logged
 from alexnet_lit.report.runs import Run
 
 METRICS = {  # report key -> (label, how a run gives it)
     "val_top1": ("best val top-1", lambda r: _pct(r.best().val_top1 if r.best() else None)),
     "val_top5": ("best val top-5", lambda r: _pct(r.best().val_top5 if r.best() else None)),
-    "test_top1": ("test top-1", lambda r: _pct(r.test.get("test/top1_err"))),
-    "test_top5": ("test top-5", lambda r: _pct(r.test.get("test/top5_err"))),
-    "test_top1_10crop": ("test top-1, 10 crops", lambda r: _pct(r.test.get("test/top1_err_10crop"))),
-    "test_top5_10crop": ("test top-5, 10 crops", lambda r: _pct(r.test.get("test/top5_err_10crop"))),
+    "test_top1": ("test top-1", lambda r: _pct(r.test.get(logged("test")))),
+    "test_top5": ("test top-5", lambda r: _pct(r.test.get(logged("test", TOP5)))),
+    "test_top1_10crop": ("test top-1, 10 crops", lambda r: _pct(r.test.get(logged("test", TOP1, TEN_CROP)))),
+    "test_top5_10crop": ("test top-5, 10 crops", lambda r: _pct(r.test.get(logged("test", TOP5, TEN_CROP)))),
     "overfit": ("val - train top-1, last epoch", lambda r: _gap(r)),
 }
 
