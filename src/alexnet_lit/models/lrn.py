@@ -55,12 +55,15 @@ class LocalResponseNorm(nn.Module):
         return (self.k + self.alpha * summed).reshape(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.groups == 1:
+        return self.within(x, self.groups)
+
+    def within(self, x: torch.Tensor, groups: int) -> torch.Tensor:
+        """LRN of ``x`` with the sum kept inside each of ``groups`` equal channel blocks. Under the tower strategy
+        a device holds one tower's kernels only: models/towers.py calls this with groups=1."""
+        if groups == 1:
             return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
         b, c, h, w = x.shape
-        y = F.local_response_norm(
-            x.reshape(b * self.groups, c // self.groups, h, w), self.size, self.alpha, self.beta, self.k
-        )
+        y = F.local_response_norm(x.reshape(b * groups, c // groups, h, w), self.size, self.alpha, self.beta, self.k)
         return y.reshape(b, c, h, w)
 
     def settings(self) -> str:

@@ -118,7 +118,7 @@ def forward_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if isinstance(m, nn.Conv2d):
             x, sharded = _conv(m, x, towers, sharded), True
         elif isinstance(m, LocalResponseNorm):
-            x = F.local_response_norm(x, m.size, m.alpha, m.beta, m.k)  # within this tower's kernels
+            x = m.within(x, groups=1)  # this device holds this tower's kernels only
         else:
             x = m(x)  # activation, max-pool: per channel
     return x
