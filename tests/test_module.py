@@ -74,4 +74,33 @@ def test_plateau_stops_after_max_reductions():
             break
     # the first value sets the best; then each epoch reduces; the third reduction is one past max_lr_reductions=2
     assert lrs == pytest.approx([0.01, 1e-3, 1e-4, 1e-5])
-    assert m.lr_reductions == 3 and m.trainer.should_stop
+    assert sched.reductions == 3 and m.trainer.should_stop
+    # its count is its own state (Lightning saves it), not the config's limit; an older checkpoint's is moved in
+    assert sched.state_dict()["reductions"] == 3 and "max_reductions" not in sched.state_dict()
+    fresh = module().configure_optimizers()["lr_scheduler"]["scheduler"]
+    fresh.load_state_dict(sched.state_dict())
+    assert fresh.reductions == 3 and fresh.max_reductions == 2
+    from alexnet_lit.checkpoint import upgrade
+
+    old = {"lr_reductions": 2, "lr_schedulers": [{k: v for k, v in sched.state_dict().items() if k != "reductions"}]}
+    assert upgrade(old)["lr_schedulers"][0]["reductions"] == 2 and "lr_reductions" not in old
+
+
+def test_a_resume_with_changed_settings_keeps_the_reductions_and_the_bias_rule():
+    """Two plateaus (lr 0.01 -> 1e-4), then resumed with lr 0.02, Caffe's bias rule and patience 3: weights at
+    0.02 x 0.1^2, biases at twice that without decay, the schedule's patience the new one, its count kept."""
+    old = module()
+    conf = old.configure_optimizers()
+    sched = conf["lr_scheduler"]["scheduler"]
+    old._trainer = SimpleNamespace(should_stop=False)
+    for _ in range(3):
+        old.lr_scheduler_step(sched, 0.5)
+    assert sched.reductions == 2
+    new = module(optimizer={"lr": 0.02, "bias_lr_mult": 2.0, "bias_weight_decay": False}, scheduler={"patience": 3})
+    new._trainer = SimpleNamespace(optimizers=[conf["optimizer"]],
+                                   lr_scheduler_configs=[SimpleNamespace(scheduler=sched)])
+    new.apply_changed_settings(dict(old.hparams))
+    weights, biases = conf["optimizer"].param_groups
+    assert weights["lr"] == pytest.approx(2e-4) and weights["weight_decay"] == 5e-4
+    assert biases["lr"] == pytest.approx(4e-4) and biases["weight_decay"] == 0.0
+    assert sched.patience == 3 and sched.reductions == 2

@@ -118,14 +118,20 @@ def read(path: str, key: str = "ckpt_path") -> dict[str, Any]:
 
 
 def upgrade(state: dict[str, Any]) -> dict[str, Any]:
-    """Checkpoints of earlier versions in today's layout, in place (every reader and Lightning's resume call it):
-    before 2026-12-03 ``init=paper_scaled`` (now init=paper with init_full_size_gain, the same weights) and the
-    input contract at the top level (now in the data module's state, data/contract.py)."""
+    """Checkpoints of earlier versions in today's layout, in place (every reader and Lightning's resume call it).
+    Before 2026-12-03: ``init=paper_scaled`` (now init=paper with init_full_size_gain, the same weights), the
+    input contract at the top level (now in the data module's state, data/contract.py) and ``lr_reductions``
+    beside the plateau schedule's state (now in it)."""
     hp = state.get("hyper_parameters", {})
     if hp.get("init") == "paper_scaled":
         hp["init"], hp["init_full_size_gain"] = "paper", True
     if "input_contract" in state:
         state.setdefault(DATA_STATE, {}).setdefault("input_contract", state.pop("input_contract"))
+    if "lr_reductions" in state:  # the plateau schedule's count, now in its own state (plateau.Plateau)
+        done = int(state.pop("lr_reductions"))
+        for schedule in state.get("lr_schedulers", []):
+            if "patience" in schedule:
+                schedule.setdefault("reductions", done)
     return state
 
 

@@ -4,15 +4,8 @@
     python train.py model.optimizer.name=paper            # the paper's exact update rule (paper_sgd.py)
     python train.py model.optimizer.bias_lr_mult=2 model.optimizer.bias_weight_decay=false   # Caffe's bias rule
 
-Schedule, as in section 5:
-1. SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01.
-2. "divide the learning rate by 10 when the validation error rate stopped improving": ReduceLROnPlateau on
-   ``val/top1_err``, factor 0.1, patience from config.
-3. "reduced three times prior to termination": after ``max_lr_reductions`` reductions, the next plateau ends
-   training (``trainer.max_epochs`` is the other bound; the paper ran about 90 epochs).
-``model.scheduler.name=step`` (lr x factor after each of ``milestones`` epochs, cuda-convnet's hand-lowered
-rates: experiments/lrn_cifar10) and ``constant`` (Figure 1) replace steps 2-3. ``model.optimizer.weight_decay=null``
-takes each layer's decay from the net (a CIFAR net's layer-params ``wc``).
+The optimisation of section 5 (SGD on weights and biases, the plateau schedule and its end) is plateau.py.
+``model.optimizer.weight_decay=null`` takes each layer's decay from the net (a CIFAR net's layer-params ``wc``).
 
 Evaluation: a test batch of shape [B, 10, C, H, W] is the 10-crop view (section 4.1); its softmax is averaged
 over the crops and logged as ``test/top1_err_10crop``; a plain [B, C, H, W] batch is logged as ``test/top1_err``.
@@ -28,12 +21,11 @@ from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.utilities import rank_zero_info
 from torch.nn import functional as F
 
-from alexnet_lit import models, parallel
+from alexnet_lit import models, parallel, plateau
 from alexnet_lit.checkpoint import upgrade
-from alexnet_lit.config import ConfigError, ModelConfig, OptimizerName, Scheduler, build, plain
+from alexnet_lit.config import ConfigError, ModelConfig, OptimizerConfig, build, plain
 from alexnet_lit.metrics import MONITOR, TEN_CROP, error_metrics
 from alexnet_lit.models import towers
-from alexnet_lit.paper_sgd import PaperSGD
 
 
 class AlexNetModule(pl.LightningModule):
@@ -54,7 +46,6 @@ class AlexNetModule(pl.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         if self.cfg.compile:  # in place: no "_orig_mod." in the state dict, checkpoints load either way
             self.net.compile()
-        self.lr_reductions = 0
         self.train_metrics = error_metrics(self.num_classes).clone(prefix="train/")
         self.val_metrics = error_metrics(self.num_classes, count_images=True).clone(prefix="val/")
         self.test_metrics = error_metrics(self.num_classes, count_images=True).clone(prefix="test/")
@@ -139,51 +130,20 @@ class AlexNetModule(pl.LightningModule):
                  sync_dist_group=self.sync_group, add_dataloader_idx=False)
         self.log_dict(metrics, add_dataloader_idx=False)
 
-    # --- optimisation (section 5) -------------------------------------------------------------------------
+    # --- optimisation (section 5, plateau.py) -------------------------------------------------------------
     def configure_optimizers(self):
-        cfg = self.optimizer_cfg
-        weights = [p for n, p in self.net.named_parameters() if not n.endswith("bias")]
-        biases = [p for n, p in self.net.named_parameters() if n.endswith("bias")]
-        decay = cfg.weight_decay or 0.0  # None: per layer, in on_before_optimizer_step
-        groups = [
-            {"name": "weights", "params": weights, "lr": cfg.lr, "weight_decay": decay},
-            {
-                "name": "biases",
-                "params": biases,
-                "lr": cfg.lr * cfg.bias_lr_mult,
-                "weight_decay": decay if cfg.bias_weight_decay else 0.0,
-            },
-        ]
-        optim = PaperSGD if cfg.name == OptimizerName.paper else torch.optim.SGD
-        optimizer = optim(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=decay)
-        sched = self.scheduler_cfg
-        if sched.name == Scheduler.constant:  # Figure 1: "chosen independently", one rate per run
-            return optimizer
-        if sched.name == Scheduler.step:  # cuda-convnet's methodology: lower epsW by hand at given epochs
-            step = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(sched.milestones), gamma=sched.factor)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": step, "interval": "epoch", "name": "lr"}}
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=sched.factor, patience=sched.patience, threshold=sched.threshold
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": plateau, "monitor": MONITOR, "interval": "epoch", "name": "lr"},
-        }
+        return plateau.configure(list(self.net.named_parameters()), self.optimizer_cfg, self.scheduler_cfg)
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
         """Step the schedule; the plateau schedule ends training at the plateau after the last allowed reduction."""
-        before = scheduler.optimizer.param_groups[0]["lr"]
         scheduler.step() if metric is None else scheduler.step(metric)
-        if scheduler.optimizer.param_groups[0]["lr"] < before:
-            self.lr_reductions += 1
-            limit = self.scheduler_cfg.max_lr_reductions
-            if self.scheduler_cfg.name == Scheduler.plateau and limit is not None and self.lr_reductions > limit:
-                rank_zero_info(f"{MONITOR} plateaued after {limit} learning-rate reductions: stopping (section 5)")
-                self.trainer.should_stop = True
+        if isinstance(scheduler, plateau.Plateau) and scheduler.exhausted:
+            rank_zero_info(f"{MONITOR} plateaued after {scheduler.max_reductions} learning-rate reductions: "
+                           f"stopping (section 5)")
+            self.trainer.should_stop = True
 
     # --- checkpoints: the schedule's state and a mid-epoch's training errors ----------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["lr_reductions"] = self.lr_reductions
         if self._trainer is not None and parallel.replica(self.trainer)[1] == 1 and self.trainer.state.fn == "fit":
             done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
             if done < self.trainer.num_training_batches:  # mid-epoch: the epoch's train/top-k so far (see below)
@@ -191,7 +151,6 @@ class AlexNetModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         upgrade(checkpoint)  # an earlier version's layout (checkpoint.py), before Lightning restores the rest
-        self.lr_reductions = int(checkpoint.get("lr_reductions", 0))
         self._resumed_hparams = checkpoint.get("hyper_parameters")
         # one replica: a resumed epoch's train/top1_err covers the whole epoch. Under DDP each rank has its own
         # counts and only rank 0's would be saved, so there it covers the part of the epoch after the resume.
@@ -212,29 +171,28 @@ class AlexNetModule(pl.LightningModule):
     def apply_changed_settings(self, saved: dict[str, Any]) -> None:
         """A resume restores the optimizer and the schedule as they were saved; settings given differently now are
         applied on top (and said): the new lr keeps the reductions made so far (lr x factor^reductions)."""
-        old, new = saved.get("optimizer", {}), plain(self.optimizer_cfg)
+        old, new = build(OptimizerConfig, saved.get("optimizer", {}), "checkpoint"), self.optimizer_cfg
         old_s, new_s = saved.get("scheduler", {}), plain(self.scheduler_cfg)
-        keys = ("lr", "momentum", "weight_decay", "bias_lr_mult", "bias_weight_decay")
-        changed = [f"model.optimizer.{k} {old.get(k)} -> {new[k]}" for k in keys if old.get(k, new[k]) != new[k]]
+        changed = [f"model.optimizer.{k} {getattr(old, k)} -> {getattr(new, k)}" for k in
+                   ("lr", "momentum", "weight_decay", "bias_lr_mult", "bias_weight_decay") if getattr(old, k) !=
+                   getattr(new, k)]
         changed += [f"model.scheduler.{k} {old_s.get(k)} -> {new_s[k]}" for k in ("factor", "patience", "threshold")
                     if old_s.get(k, new_s[k]) != new_s[k]]
         if not changed:
             return
         optimizer = self.trainer.optimizers[0]
+        schedule = self.trainer.lr_scheduler_configs[0].scheduler if self.trainer.lr_scheduler_configs else None
+        done = plateau.reductions(schedule)
         for group in optimizer.param_groups:
             bias = group.get("name") == "biases"
-            mult_old, mult_new = (old.get("bias_lr_mult", 1.0), new["bias_lr_mult"]) if bias else (1.0, 1.0)
-            before = old.get("lr", new["lr"]) * mult_old
-            group["lr"] = (group["lr"] / before if before else self.scheduler_cfg.factor**self.lr_reductions) * \
-                new["lr"] * mult_new
-            group["momentum"] = new["momentum"]
-            group["weight_decay"] = 0.0 if bias and not new["bias_weight_decay"] else (new["weight_decay"] or 0.0)
-        plateau = self.trainer.lr_scheduler_configs[0].scheduler if self.trainer.lr_scheduler_configs else None
-        if isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            plateau.factor, plateau.patience, plateau.threshold = new_s["factor"], new_s["patience"], new_s["threshold"]
-        lr = optimizer.param_groups[0]["lr"]
-        rank_zero_info(f"resumed with changed settings, applied: {'; '.join(changed)} (lr now {lr:g} after "
-                       f"{self.lr_reductions} reductions)")
+            before, now = plateau.group_settings(old, bias), plateau.group_settings(new, bias)
+            group.update(now, momentum=new.momentum, lr=now["lr"] * (group["lr"] / before["lr"] if before["lr"] else
+                                                                     self.scheduler_cfg.factor**done))
+        if isinstance(schedule, plateau.Plateau):
+            schedule.factor, schedule.patience, schedule.threshold = new_s["factor"], new_s["patience"], \
+                new_s["threshold"]
+        rank_zero_info(f"resumed with changed settings, applied: {'; '.join(changed)} (lr now "
+                       f"{optimizer.param_groups[0]['lr']:g} after {done} reductions)")
 
 
 def metric_state(metric: Any) -> dict[str, torch.Tensor]:
