@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from alexnet_lit import models, parallel, plateau
 from alexnet_lit.checkpoint import upgrade
 from alexnet_lit.config import ConfigError, ModelConfig, OptimizerConfig, build, plain
+from alexnet_lit.data import ten_crop
 from alexnet_lit.metrics import MONITOR, TEN_CROP, error_metrics
 from alexnet_lit.models import towers
 
@@ -96,11 +97,8 @@ class AlexNetModule(pl.LightningModule):
         return self.net(x)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax, averaged over crops for a [B, N, C, H, W] batch (section 4.1)."""
-        if x.ndim == 5:
-            b, n = x.shape[:2]
-            return self(x.flatten(0, 1)).float().softmax(-1).view(b, n, -1).mean(1)
-        return self(x).float().softmax(-1)
+        """Softmax; averaged over the crops of the 10-crop view's batch (data/ten_crop.py)."""
+        return ten_crop.probabilities(self, x)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -124,7 +122,7 @@ class AlexNetModule(pl.LightningModule):
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
         probs = self.probabilities(x)
-        metrics, suffix = (self.test_metrics_10crop, TEN_CROP) if x.ndim == 5 else (self.test_metrics, "")
+        metrics, suffix = (self.test_metrics_10crop, TEN_CROP) if ten_crop.is_view(x) else (self.test_metrics, "")
         metrics.update(probs, y)
         self.log(f"test/loss{suffix}", F.nll_loss(probs.clamp_min(1e-12).log(), y), sync_dist=True,
                  sync_dist_group=self.sync_group, add_dataloader_idx=False)

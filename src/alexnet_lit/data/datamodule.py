@@ -27,7 +27,7 @@ from lightning import pytorch as pl
 from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
 from alexnet_lit.config import AugmentOn, ConfigError, DataConfig, Normalize, Source, build, check_data, plain
-from alexnet_lit.data import sources
+from alexnet_lit.data import sources, ten_crop
 from alexnet_lit.data.augment import crop_batch, eval_transform, train_transform
 from alexnet_lit.data.classes import wnids
 from alexnet_lit.data.contract import KEY, InputContract
@@ -35,7 +35,6 @@ from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.order import EpochOrder, Seeded
 from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import PreparedSplit, load_stats
-from alexnet_lit.data.ten_crop import ten_crops
 from alexnet_lit.parallel import replica
 from alexnet_lit.signals import dataloader_worker_init
 
@@ -125,7 +124,7 @@ class AlexNetDataModule(pl.LightningDataModule):
             "test": eval_transform(self.resize_size, self.crop_size, prepared=prepared),
         }
         if self.ten_crop:
-            transforms["test_10crop"] = eval_transform(self.resize_size, self.crop_size, True, prepared)
+            transforms[ten_crop.SPLIT] = eval_transform(self.resize_size, self.crop_size, True, prepared)
         if stage in ("test", "validate", "predict"):
             transforms.pop("train")
         todo = {k: t for k, t in transforms.items() if k not in self.datasets}
@@ -183,8 +182,8 @@ class AlexNetDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         loaders = [self._loader("test", train=False)]
-        if self.ten_crop:  # 10 crops per image: a tenth of the batch keeps memory per step the same
-            loaders.append(self._loader("test_10crop", False, max(1, self.batch_size // 10)))
+        if self.ten_crop:  # at ten_crop.LOADER
+            loaders.append(self._loader(ten_crop.SPLIT, False, ten_crop.batch_size(self.batch_size)))
         return loaders
 
     def state_dict(self) -> dict[str, Any]:
@@ -217,8 +216,9 @@ class AlexNetDataModule(pl.LightningDataModule):
         if isinstance(x, (list, tuple)):  # data.augment_on=device: whole rows and each sample's crop draws
             x = crop_batch(x[0], x[1], self.crop_size)
         if self.source == Source.prepared:  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
-            if self.ten_crop and dataloader_idx == 1 and self.trainer is not None and self.trainer.testing:
-                x = ten_crops(x, self.crop_size)  # the loader shipped whole rows: cut here, on the device
+            if self.ten_crop and dataloader_idx == ten_crop.LOADER and self.trainer is not None and \
+                    self.trainer.testing:
+                x = ten_crop.ten_crops(x, self.crop_size)  # the loader shipped whole rows: cut here, on the device
             x = x.movedim(-1, -3)
         if x.dtype == torch.uint8:
             self.normalizer.to(x.device)
