@@ -94,9 +94,9 @@ def ours(args, precision: str, channels_last: bool) -> float:
     """Images/s of AlexNetModule under our Trainer config and default callbacks (checkpoints off)."""
     from hydra import compose, initialize_config_dir
 
-    from alexnet_lit.cli.train import extra_callbacks, instantiate_all, make_trainer
     from alexnet_lit.config import plain
     from alexnet_lit.module import AlexNetModule
+    from alexnet_lit.trainer import extra_callbacks, instantiate_all, make_trainer
 
     steps = args.warmup + args.steps
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):

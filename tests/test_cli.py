@@ -174,7 +174,7 @@ def test_describe_names_every_setting_an_ablation_changes():
 
 
 def test_debug_after_experiment_and_plus_for_appended_groups(tmp_path):
-    from alexnet_lit.cli import check_argv
+    from alexnet_lit.entry import check_argv
 
     assert check_argv(["debug=tiny"]).startswith("debug=tiny: add a +, as in +debug=tiny")
     assert check_argv(["sweep=ablations", "-m"]).startswith("sweep=ablations: add a +")

@@ -422,8 +422,8 @@ def test_the_trainer_writes_atomically_into_the_run_folder_and_leaves_signals_to
     import signal as signals_module
 
     from alexnet_lit.checkpoint import AtomicCheckpointIO
-    from alexnet_lit.cli.train import make_trainer
     from alexnet_lit.signals import install_handlers
+    from alexnet_lit.trainer import make_trainer
     from conftest import compose_train
 
     cfg = compose_train([*TINY], tmp_path / "run", tmp_path / "cache")

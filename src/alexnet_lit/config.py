@@ -330,16 +330,18 @@ class TrainConfig:
 
 @dataclass
 class PrepareConfig:
+    """alexnet-prepare's keys (conf/prepare.yaml adds none): the store of data=imagenet_prepared."""
+
     root: str = MISSING  # raw ImageNet: ROOT/train/<wnid>/*, ROOT/val/<wnid>/* (or the archives, archives=true)
-    archives: bool = False
+    archives: bool = False  # root holds the official ILSVRC-2012 archives; torchvision unpacks them into root first
     out_dir: str = MISSING
     splits: list[str] = field(default_factory=lambda: ["train", "val"])
-    workers: int | None = ranged(None, lo=1)
-    chunk_size: int = ranged(256, lo=1)
-    skip_bad: bool = False
-    custom_classes: bool = False
+    workers: int | None = ranged(None, lo=1)  # null: one per core (machine.default_workers)
+    chunk_size: int = ranged(256, lo=1)  # images per unit of work (and of redone work after an interruption)
+    skip_bad: bool = False  # true: leave undecodable files out, listed in manifest.json (default: list, exit 1)
+    custom_classes: bool = False  # true: class folders need not be ILSVRC wnids
     save_every: float = ranged(5.0, lo=0)  # seconds between progress saves
-    overwrite: bool = False  # out_dir holds a store of another source: rebuild it (default: refuse)
+    overwrite: bool = False  # out_dir holds a store of another source: rebuild it (default: refuse, naming both)
     size: int = ranged(256, lo=16)  # section 2: shorter side to 256, central square; smaller for CPU-sized proxies
 
 
@@ -450,7 +452,7 @@ register()
 
 
 def validate(cfg: DictConfig, stats_given: bool = False) -> None:
-    """Checks across groups, before any data is touched (entry points call it through ``cli.check``).
+    """Checks across groups, before any data is touched (entry points call it through ``checks.check``).
     Raises ConfigError naming the keys. ``stats_given``: the training-set statistics come with a checkpoint."""
     d = build(DataConfig, plain(cfg.data), "data")  # data first: the model's num_classes follows it
     m = build(ModelConfig, plain(cfg.model), "model")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import ListConfig
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from alexnet_lit.checkpoint import read as read_checkpoint
@@ -84,3 +85,16 @@ def image_files(inputs: list[str], key: str = "inputs") -> list[Path]:
         shown = inputs if len(inputs) > 1 else inputs[0]
         raise ConfigError(f"{key}={shown}: no image files there (looked for {', '.join(IMG_EXTENSIONS[:4])}, ...)")
     return out
+
+
+def as_list(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"device={name}: {e}") from None

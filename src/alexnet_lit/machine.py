@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -33,3 +34,10 @@ def cpu_precision() -> str:
     """trainer=cpu's precision: bf16 autocast where the CPU has bf16 instructions (it paid 3x with AMX and 1.18x
     with AVX-512 bf16 alone, measured), fp32 where bf16 would be emulated. ``trainer.precision=...`` overrides."""
     return "32-true" if cpu_bf16() == "none" else "bf16-mixed"
+
+
+def default_workers() -> int:
+    """Worker processes when the config says null (data.num_workers, alexnet-prepare workers): one per core, 8 at
+    most."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 8))

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from alexnet_lit import models, parallel, plateau
 from alexnet_lit.checkpoint import upgrade
-from alexnet_lit.config import ConfigError, ModelConfig, OptimizerConfig, build, plain
+from alexnet_lit.config import ModelConfig, OptimizerConfig, build, plain
 from alexnet_lit.data import ten_crop
 from alexnet_lit.metrics import MONITOR, TEN_CROP, error_metrics
 from alexnet_lit.models import towers
@@ -58,9 +58,7 @@ class AlexNetModule(pl.LightningModule):
         metrics over the data-parallel replicas only (the two towers of a pair hold the same predictions)."""
         if not parallel.is_towers(self._trainer):
             return
-        if self.net.towers.value != "two":
-            raise ConfigError(f"trainer=towers puts the paper's two towers on two devices: it needs model.towers=two, "
-                              f"not {self.net.towers.value} (run the one-tower nets with trainer=gpu, cpu or ddp)")
+        parallel.check_towers(self.net.towers.value, self.trainer.world_size)
         mesh = self.trainer.strategy.device_mesh
         towers.split(self.net, mesh["tensor_parallel"])
         self.sync_group = parallel.data_parallel_group(self.trainer)

@@ -27,7 +27,9 @@ import torch
 from lightning import pytorch as pl
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.strategies import ModelParallelStrategy
+from omegaconf import DictConfig
 
+from alexnet_lit.config import ConfigError
 from alexnet_lit.models.towers import TOWERS
 
 
@@ -38,8 +40,7 @@ class TowerParallelStrategy(ModelParallelStrategy):
 
     def setup_environment(self) -> None:
         world = self.num_nodes * self.num_processes
-        if world % TOWERS:
-            raise ValueError(f"trainer=towers needs an even number of devices (2 per tower pair), got {world}")
+        check_towers(self.lightning_module.net.towers.value if self.lightning_module else "two", world)
         self._data_parallel_size = world // TOWERS
         super().setup_environment()
 
@@ -83,8 +84,45 @@ class TowerParallelStrategy(ModelParallelStrategy):
         return checkpoint
 
 
+def check_towers(towers: str, world: int) -> None:
+    """The tower strategy's rule, the one place it is written: the two-tower net, 2 processes per tower pair.
+    Checked before any work (checks.py, on the config) and again by the strategy and the module."""
+    if towers != "two":
+        raise ConfigError(f"trainer=towers puts the paper's two towers on two devices: it needs model.towers=two, "
+                          f"not model.towers={towers} (the one-tower nets run on trainer=cpu, gpu or ddp)")
+    if world % TOWERS:
+        raise ConfigError(f"trainer=towers needs 2 processes per tower pair (2 x N for N data-parallel pairs): "
+                          f"trainer.devices x trainer.num_nodes = {world} is odd")
+
+
 def is_towers(trainer: pl.Trainer | None) -> bool:
     return isinstance(getattr(trainer, "strategy", None), TowerParallelStrategy)
+
+
+def is_towers_config(trainer: DictConfig) -> bool:
+    """Whether a Trainer config runs the tower strategy (trainer=towers, towers_cpu)."""
+    strategy = trainer.get("strategy")
+    return isinstance(strategy, DictConfig) and str(strategy.get("_target_", "")).endswith(".TowerParallelStrategy")
+
+
+def world_size(trainer: DictConfig) -> int:
+    """Processes a Trainer config will start (devices x nodes), without starting anything."""
+    devices = trainer.devices
+    if isinstance(devices, str) and devices.lstrip("-").isdigit():
+        devices = int(devices)
+    if not isinstance(devices, int):
+        n = len(devices) if not isinstance(devices, str) else None
+    else:
+        n = devices if devices > 0 else None
+    if n is None:  # "auto" or -1: every GPU when the accelerator takes GPUs, else one CPU process
+        gpu = trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        n = torch.cuda.device_count() if gpu else 1
+    return n * int(trainer.num_nodes or 1)
+
+
+def replicas(trainer: DictConfig) -> int:
+    """Data-parallel replicas a Trainer config will run: processes, or tower pairs under trainer=towers."""
+    return world_size(trainer) // TOWERS if is_towers_config(trainer) else world_size(trainer)
 
 
 def replica(trainer: pl.Trainer | None) -> tuple[int, int]:

@@ -41,7 +41,7 @@ STYLES = ("auto", "rich", "tqdm", "lines")
 
 
 def check_style(style: str) -> None:
-    """The entry points call this before any work (cli.check); the factory above again, for direct use."""
+    """The entry points call this before any work (checks.check); the factory above again, for direct use."""
     if style not in STYLES:
         raise ConfigError(f"callbacks.progress.style={style}: must be one of {', '.join(STYLES)}")
 

@@ -19,11 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from alexnet_lit import models
-from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point, is_towers, replicas
+from alexnet_lit.checks import check
 from alexnet_lit.config import ModelConfig, build, plain
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.models.alexnet import AlexNet
 from alexnet_lit.models.cuda_convnet import NETS
 from alexnet_lit.models.towers import exchanges
+from alexnet_lit.parallel import is_towers_config as is_towers
+from alexnet_lit.parallel import replicas
 
 
 def input_settings(data: DictConfig) -> str:

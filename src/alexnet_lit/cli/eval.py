@@ -20,6 +20,7 @@ groups come from the composed config, as for train.py. Loads with weights_only=T
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,17 @@ import torch
 from omegaconf import DictConfig
 
 from alexnet_lit.checkpoint import read as read_checkpoint
-from alexnet_lit.cli import check, config_dir, exit_on_user_error, hydra_entry_point
-from alexnet_lit.cli.train import instantiate_all, make_trainer
+from alexnet_lit.checks import check
 from alexnet_lit.config import ConfigError, Source, plain
 from alexnet_lit.data import AlexNetDataModule
 from alexnet_lit.data.contract import DATA_KEYS, InputContract
 from alexnet_lit.data.sources import check_source
 from alexnet_lit.data.store import load_stats
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.loggers import command_line_overrides, finish
 from alexnet_lit.metrics import TOP1, TOP5, VIEWS, logged
 from alexnet_lit.module import AlexNetModule
+from alexnet_lit.trainer import instantiate_all, make_trainer
 
 
 def explicit_data_keys() -> set[str]:
@@ -158,8 +160,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    import sys
-
     sys.argv += ["experiment_name=eval"] if not any(a.startswith("experiment_name=") for a in sys.argv) else []
     hydra_entry_point(_hydra_main, "train", preflight_check)
 

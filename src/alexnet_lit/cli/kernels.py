@@ -11,14 +11,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_lit.cli import config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.callbacks.kernels import save
+from alexnet_lit.checkpoint import read
 from alexnet_lit.config import ConfigError, KernelsConfig, build
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.inference import load
+from alexnet_lit.paths import check_writable
 
 
 def check_kernels(cfg: DictConfig) -> KernelsConfig:
-    from alexnet_lit.checkpoint import read
-    from alexnet_lit.paths import check_writable
-
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise ConfigError("ckpt_path not set: alexnet-kernels ckpt_path=CKPT [out=conv1.png]")
     c = build(KernelsConfig, OmegaConf.to_container(cfg, resolve=True))
@@ -28,9 +29,6 @@ def check_kernels(cfg: DictConfig) -> KernelsConfig:
 
 
 def run(cfg: DictConfig) -> None:
-    from alexnet_lit.callbacks.kernels import save
-    from alexnet_lit.inference import load
-
     c = check_kernels(cfg)
     module, _ = load(c.ckpt_path)
     colours = save(module, c.out, c.scale)

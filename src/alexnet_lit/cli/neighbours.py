@@ -21,9 +21,13 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_lit.cli import config_dir, exit_on_user_error, hydra_entry_point
-from alexnet_lit.cli.predict import as_list, pick_device
+from alexnet_lit.checkpoint import read
 from alexnet_lit.config import ConfigError, NeighboursConfig, build
+from alexnet_lit.data import sources
+from alexnet_lit.data.augment import eval_transform
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.inference import Preprocess, as_list, class_names, image_files, load, pick_device
+from alexnet_lit.paths import check_writable
 
 
 def run_config(ckpt_path: str) -> DictConfig | None:
@@ -33,10 +37,6 @@ def run_config(ckpt_path: str) -> DictConfig | None:
 
 
 def check_neighbours(cfg: DictConfig) -> NeighboursConfig:
-    from alexnet_lit.checkpoint import read
-    from alexnet_lit.inference import image_files
-    from alexnet_lit.paths import check_writable
-
     missing = [k for k in ("ckpt_path", "images") if OmegaConf.is_missing(cfg, k)]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} not set: alexnet-neighbours ckpt_path=CKPT images=QUERIES "
@@ -56,10 +56,7 @@ def check_neighbours(cfg: DictConfig) -> NeighboursConfig:
 
 class TrainImages:
     """The images to search: files (a folder given as ``train``), or the run's own training split."""
-
     def __init__(self, c: NeighboursConfig, prep) -> None:
-        from alexnet_lit.inference import image_files
-
         self.files: list[Path] | None = None
         if c.train is not None:
             self.files = image_files(as_list(c.train), "train")
@@ -67,9 +64,6 @@ class TrainImages:
             self.n = len(self.files)
             self.prep = prep
         else:
-            from alexnet_lit.data import sources
-            from alexnet_lit.data.augment import eval_transform
-
             d = run_config(c.ckpt_path).data
             prepared = d.source == "prepared"
             data = sources.build(d.source, d.root, d.num_classes,
@@ -133,8 +127,6 @@ def grid(path: Path, queries: list[torch.Tensor], q_titles: list[str], rows: lis
 
 
 def run(cfg: DictConfig) -> None:
-    from alexnet_lit.inference import Preprocess, class_names, image_files, load
-
     c = check_neighbours(cfg)
     device = pick_device(c.device)
     module, contract = load(c.ckpt_path, device)

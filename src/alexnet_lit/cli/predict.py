@@ -18,29 +18,16 @@ from pathlib import Path
 
 import hydra
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from alexnet_lit.cli import config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.checkpoint import read
 from alexnet_lit.config import ConfigError, PredictConfig, build
-
-
-def as_list(value) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"device={name}: {e}") from None
+from alexnet_lit.data.sources import DecodeError
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.inference import Preprocess, as_list, class_names, image_files, load, pick_device
 
 
 def check_predict(cfg: DictConfig) -> tuple[PredictConfig, list[Path]]:
-    from alexnet_lit.checkpoint import read
-    from alexnet_lit.inference import image_files
-
     missing = [k for k in ("ckpt_path", "inputs") if OmegaConf.is_missing(cfg, k)]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} not set: alexnet-predict ckpt_path=CKPT inputs=FILE_OR_FOLDER")
@@ -52,9 +39,6 @@ def check_predict(cfg: DictConfig) -> tuple[PredictConfig, list[Path]]:
 
 def predict(c: PredictConfig, files: list[Path]) -> list[dict]:
     """One result per file, in order: {"path", "top": [{"class", "index", "prob"}...]} or {"path", "error"}."""
-    from alexnet_lit.data.sources import DecodeError
-    from alexnet_lit.inference import Preprocess, class_names, load
-
     device = pick_device(c.device)
     module, contract = load(c.ckpt_path, device)
     prep = Preprocess(contract, c.ten_crop)

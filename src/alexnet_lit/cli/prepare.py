@@ -18,11 +18,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_lit.cli import config_dir, exit_on_user_error, hydra_entry_point
-from alexnet_lit.config import ConfigError, PrepareConfig, build
-from alexnet_lit.data.datamodule import default_workers
+from alexnet_lit.config import ConfigError, PrepareConfig, build, plain
 from alexnet_lit.data.prepare import BadImage, Interrupted, check_out_dir, prepare
 from alexnet_lit.data.sources import unpack_archives
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.signals import Signalled
 
 
@@ -46,8 +45,7 @@ def run(cfg: DictConfig) -> None:
     try:
         if c.archives:
             unpack_archives(Path(c.root).expanduser())
-        manifest = prepare(c.root, c.out_dir, tuple(c.splits), c.workers or default_workers(), c.chunk_size,
-                           c.skip_bad, c.custom_classes, save_every=c.save_every, overwrite=c.overwrite, size=c.size)
+        manifest = prepare(c.root, c.out_dir, **{k: v for k, v in plain(c).items() if k not in ("root", "out_dir")})
     except BadImage as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -22,8 +22,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from alexnet_lit.cli import config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.config import ConfigError, ReportConfig, build
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.loggers import should_run_offline
+from alexnet_lit.paths import check_writable
+from alexnet_lit.report.runs import read_runs, read_wandb
+from alexnet_lit.report.wandb_report import build_report, check_online
+from alexnet_lit.report.write import shown, write
 
 
 def run_paths(runs) -> list[str]:
@@ -34,8 +39,6 @@ def run_paths(runs) -> list[str]:
 
 def check_report(cfg: DictConfig) -> ReportConfig:
     """Before any work: runs and out_dir given, at least one of the runs there, out_dir writable, W&B usable."""
-    from alexnet_lit.paths import check_writable
-
     missing = [k for k in ("runs", "out_dir") if OmegaConf.is_missing(cfg, k)]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} not set: alexnet-report runs=logs/multiruns/<id> "
@@ -43,8 +46,6 @@ def check_report(cfg: DictConfig) -> ReportConfig:
     c = build(ReportConfig, OmegaConf.to_container(cfg, resolve=True))
     paths = run_paths(c.runs)
     if any(p.startswith("wandb:") for p in paths):
-        from alexnet_lit.loggers import should_run_offline
-
         if should_run_offline():
             raise ConfigError(f"runs={paths[0]}: reading runs from W&B needs W&B online (WANDB_API_KEY); give the "
                               f"run or sweep folders instead")
@@ -53,23 +54,16 @@ def check_report(cfg: DictConfig) -> ReportConfig:
                           f"(logs/multiruns/<id>) or run folders (logs/<experiment>/runs/<id>)")
     check_writable(c.out_dir, "out_dir")
     if c.wandb:
-        from alexnet_lit.report.wandb_report import check_online
-
         check_online()
     return c
 
 
 def run(cfg: DictConfig) -> None:
-    from alexnet_lit.report.runs import read_runs
-    from alexnet_lit.report.write import write
-
     c = check_report(cfg)
-    from alexnet_lit.report.runs import read_wandb
 
     runs = []
     for p in run_paths(c.runs):
         runs += read_wandb(p) if p.startswith("wandb:") else read_runs([Path(p).expanduser()])
-    from alexnet_lit.report.write import shown
 
     def arg(a: str) -> str:  # key=/abs/path under the working directory: as a relative path (no machine's paths)
         k, eq, v = a.partition("=")
@@ -84,8 +78,6 @@ def run(cfg: DictConfig) -> None:
         if r["state"] != "missing":  # missing jobs are listed in the report; these need a look
             print(f"  {r['state']}: {r['experiment']} seed {r['seed']} ({r['folder'] or r['job']}) {r['reason']}")
     if c.wandb:
-        from alexnet_lit.report.wandb_report import build_report
-
         report = build_report(data, c.project, c.entity)
         report.save()
         print(f"W&B report: {report.url}")

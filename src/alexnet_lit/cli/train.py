@@ -20,65 +20,24 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
 
 import hydra
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from lightning import pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig
 
 from alexnet_lit import loggers as wandb_runs
-from alexnet_lit.callbacks import StepSeed, StopSafely
-from alexnet_lit.checkpoint import AtomicCheckpointIO, remove_temporaries, saved_seed
-from alexnet_lit.cli import check_train, config_dir, exit_on_user_error, hydra_entry_point, preflight_train
-from alexnet_lit.config import ConfigError, Source, plain
+from alexnet_lit.checkpoint import remove_temporaries, saved_seed
+from alexnet_lit.checks import check_train, preflight_train
+from alexnet_lit.config import Source, plain
 from alexnet_lit.data import AlexNetDataModule
+from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.metrics import MONITOR
 from alexnet_lit.module import AlexNetModule
 from alexnet_lit.parallel import replica
 from alexnet_lit.run_record import RunRecord
 from alexnet_lit.signals import Signalled
-
-
-def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a name -> {_target_: ...} group; a null entry is switched off."""
-    return [instantiate(node) for node in (group or {}).values() if node is not None]
-
-
-def best_checkpoint(trainer: pl.Trainer) -> ModelCheckpoint | None:
-    """The checkpoint callback that keeps the best val/top1_err (not merely the first one configured)."""
-    found = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor == MONITOR]
-    return found[0] if found else None
-
-
-def make_trainer(cfg: DictConfig, callbacks: list[Any], run_dir: str | None = None) -> pl.Trainer:
-    """The Trainer of ``cfg.trainer``, without loggers (they start a W&B run: only once everything checks out).
-    Lightning's own checks on its arguments (accumulate_grad_batches=0, ...) become one-line errors.
-
-    Also: checkpoints written atomically in their own folder (checkpoint.AtomicCheckpointIO); the run folder as
-    ``default_root_dir`` (nothing lands in the launch folder); and one owner of the signals: ours
-    (signals.py, callbacks/stop.py). Lightning's SLURM handler would checkpoint inside the signal handler, at any
-    point of a step (not exactly resumable), and its SIGTERM handler broadcasts from inside the handler, which
-    deadlocks when the ranks are elsewhere; so its registration is switched off and SLURM's auto-requeue too."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    plugins: list[Any] = [AtomicCheckpointIO()]
-    if SLURMEnvironment.detect():
-        plugins.append(SLURMEnvironment(auto_requeue=False))
-    extra = {"default_root_dir": cfg.trainer.get("default_root_dir") or run_dir}
-    try:
-        trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, plugins=plugins, **extra)
-    except InstantiationException as e:
-        cause = e.__cause__ or e
-        raise ConfigError(f"trainer: {str(cause).splitlines()[0]}") from None
-    except (MisconfigurationException, ValueError, TypeError) as e:
-        raise ConfigError(f"trainer: {str(e).splitlines()[0]}") from None
-    trainer._signal_connector.register_signal_handlers = lambda: None  # see above: ours stay in place
-    return trainer
+from alexnet_lit.trainer import best_checkpoint, extra_callbacks, instantiate_all, make_trainer
 
 
 def run_seed(seed: int | None, state: dict | None) -> int:
@@ -91,16 +50,6 @@ def run_seed(seed: int | None, state: dict | None) -> int:
     seed = random.SystemRandom().randrange(2**32)
     rank_zero_info(f"seed={seed} (drawn: pass seed={seed} to repeat this run)")
     return seed
-
-
-def extra_callbacks(cfg: DictConfig, seed: int, checkpoints: str) -> list[Any]:
-    """What an exact, safe run needs whatever the callbacks group says: per-step dropout seeds, the safe stop,
-    and the step checkpoint (``checkpoint_every_n_steps``)."""
-    out: list[Any] = [StepSeed(seed), StopSafely(checkpoints)]
-    if cfg.checkpoint_every_n_steps:
-        out.append(ModelCheckpoint(dirpath=checkpoints, filename="step", monitor=None, save_top_k=1,
-                                   every_n_train_steps=cfg.checkpoint_every_n_steps, enable_version_counter=False))
-    return out
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

@@ -19,7 +19,6 @@ The training order and every random number of a sample's augmentation are functi
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import torch
@@ -35,13 +34,9 @@ from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.order import EpochOrder, Seeded
 from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import PreparedSplit, load_stats
+from alexnet_lit.machine import default_workers
 from alexnet_lit.parallel import replica
 from alexnet_lit.signals import dataloader_worker_init
-
-
-def default_workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 8))
 
 
 def batch_size(batch: Any) -> int:

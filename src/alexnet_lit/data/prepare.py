@@ -44,14 +44,16 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from alexnet_lit.config import ConfigError
+from alexnet_lit.config import ConfigError, PrepareConfig, build
 from alexnet_lit.data.classes import class_index
+from alexnet_lit.machine import default_workers
 
 SIZE = 256  # section 2; alexnet-prepare size=N makes smaller stores (a CPU-sized proxy: experiments/ablations)
 VERSION = 2  # 2: chunk identities in the progress state; skipped files as path + reason
@@ -352,11 +354,13 @@ def claim(out: Path, root: Path, overwrite: bool) -> None:
     shutil.rmtree(out / ".progress", ignore_errors=True)
 
 
-def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, splits: tuple[str, ...] = ("train", "val"),
-            workers: int = 1, chunk_size: int = 256, skip_bad: bool = False, custom_classes: bool = False,
-            show_progress: bool = True, save_every: float = 5.0, overwrite: bool = False, size: int = SIZE) -> dict:
-    """Prepare every split; returns the manifest. Raises BadImage listing every undecodable file unless skip_bad,
-    StoreMismatch when ``out_dir`` holds a store of another source (unless ``overwrite``)."""
+def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, show_progress: bool = True, **settings: Any) -> dict:
+    """Prepare every split; returns the manifest. ``settings``: PrepareConfig's keys (config.py holds their
+    defaults: ``prepare(raw, out, chunk_size=4)``). Raises BadImage listing every undecodable file unless
+    skip_bad, StoreMismatch when ``out_dir`` holds a store of another source (unless ``overwrite``)."""
+    c = build(PrepareConfig, {"root": str(root), "out_dir": str(out_dir), **settings}, "prepare")
+    splits, chunk_size, skip_bad, custom_classes, size = c.splits, c.chunk_size, c.skip_bad, c.custom_classes, c.size
+    workers, save_every, overwrite = c.workers or default_workers(), c.save_every, c.overwrite
     root, out = Path(root).expanduser().resolve(), Path(out_dir).expanduser().resolve()
     if not root.is_dir():
         raise ConfigError(f"root={root}: no such folder (it must hold train/<wnid>/ and val/<wnid>/)")
