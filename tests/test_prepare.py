@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alexnet_lit.config import SIDE as SIZE
 from alexnet_lit.data.classes import UnknownClassFolder, wnids
-from alexnet_lit.data.prepare import SIZE, BadImage, load_square, prepare
+from alexnet_lit.data.prepare import BadImage, load_square, prepare
 from alexnet_lit.data.store import MissingStore, check_store
 
 PREPARE = Path(sys.executable).parent / "alexnet-prepare"

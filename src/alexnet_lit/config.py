@@ -29,6 +29,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+SIDE = 256  # section 2: "down-sampled the images to a fixed resolution of 256 x 256" (the store, the resize)
+
 
 class ConfigError(ValueError):
     """A configuration that composes but cannot run; the message names the keys and the fix."""
@@ -257,7 +259,7 @@ class DataConfig:
     download: bool = False
     custom_classes: bool = False
     skip_bad: bool = False  # data=imagenet: leave undecodable files out of their batch, each named in a warning
-    resize_size: int = ranged(256, lo=1)  # section 2
+    resize_size: int = ranged(SIDE, lo=1)  # section 2
     crop_size: int = ranged(224, lo=1)  # section 4.1 (227 as Caffe crops)
     flip: bool = True
     augment_on: AugmentOn = AugmentOn.workers  # where training crops and flips are cut (data=imagenet_prepared)
@@ -342,7 +344,7 @@ class PrepareConfig:
     custom_classes: bool = False  # true: class folders need not be ILSVRC wnids
     save_every: float = ranged(5.0, lo=0)  # seconds between progress saves
     overwrite: bool = False  # out_dir holds a store of another source: rebuild it (default: refuse, naming both)
-    size: int = ranged(256, lo=16)  # section 2: shorter side to 256, central square; smaller for CPU-sized proxies
+    size: int = ranged(SIDE, lo=16)  # section 2: shorter side to 256, central square; smaller for CPU proxies
 
 
 @dataclass
@@ -487,7 +489,7 @@ def check_data(d: DataConfig | DictConfig, stats_given: bool = False) -> None:
             f"set both (data.num_classes is what the model's output layer uses)"
         )
     if d.augment_on == AugmentOn.device and d.source != Source.prepared:
-        raise ConfigError(f"data.augment_on=device cuts the crops from the prepared store's 256x256 rows on the "
+        raise ConfigError(f"data.augment_on=device cuts the crops from the prepared store's whole rows on the "
                           f"device: it needs data=imagenet_prepared, not data.source={Source(d.source).value} "
                           f"(use data.augment_on=workers)")
     if d.source != Source.generated and not d.root:

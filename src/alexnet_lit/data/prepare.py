@@ -51,11 +51,10 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from alexnet_lit.config import ConfigError, PrepareConfig, build
+from alexnet_lit.config import SIDE, ConfigError, PrepareConfig, build
 from alexnet_lit.data.classes import class_index
 from alexnet_lit.machine import default_workers
 
-SIZE = 256  # section 2; alexnet-prepare size=N makes smaller stores (a CPU-sized proxy: experiments/ablations)
 VERSION = 2  # 2: chunk identities in the progress state; skipped files as path + reason
 Image.MAX_IMAGE_PIXELS = 200_000_000  # ImageNet has images up to ~60 Mpx; PIL's default warns at 89 Mpx
 
@@ -87,7 +86,7 @@ class SpeedColumn(ProgressColumn):
         return Text(f"{task.speed or 0:7.0f} img/s")
 
 
-def load_square(path: str | os.PathLike, size: int = SIZE) -> np.ndarray:
+def load_square(path: str | os.PathLike, size: int = SIDE) -> np.ndarray:
     """Decode ``path`` and return its central square, shorter side rescaled to ``size``: (size, size, 3) uint8."""
     try:
         with Image.open(path) as im:
@@ -157,7 +156,7 @@ class ChunkResult:
 
 
 def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], with_stats: bool,
-                  size: int = SIZE) -> ChunkResult:
+                  size: int = SIDE) -> ChunkResult:
     arr = np.memmap(store, dtype=np.uint8, mode="r+", shape=(n, size, size, 3))
     valid = np.zeros(len(paths), dtype=bool)
     sum_image = np.zeros((size, size, 3), np.float64) if with_stats else None
@@ -185,7 +184,7 @@ def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], 
 class SplitState:
     """Finished chunks, their identities and the running sums, saved together atomically (``save_npz``)."""
 
-    def __init__(self, path: Path, n: int, chunks: int, size: int = SIZE) -> None:
+    def __init__(self, path: Path, n: int, chunks: int, size: int = SIDE) -> None:
         self.path, self.n = path, n
         self.done = np.zeros(chunks, dtype=bool)
         self.identity = np.zeros(chunks, dtype="S40")  # chunk_identity of each finished chunk
@@ -258,7 +257,7 @@ def chunks_of(n: int, size: int) -> Iterator[tuple[int, int, int]]:
 
 def prepare_split(root: Path, out: Path, split: str, workers: int, chunk_size: int, custom_classes: bool,
                   progress=None, save_every: float = 5.0,
-                  size: int = SIZE) -> tuple[SplitState, list[str], list[int], list[str]]:
+                  size: int = SIDE) -> tuple[SplitState, list[str], list[int], list[str]]:
     paths, labels, names = list_split(root, split, custom_classes)
     n = len(paths)
     store = out / f"{split}.u8"

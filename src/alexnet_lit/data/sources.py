@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import Dataset, default_collate
 from torchvision import datasets
 
-from alexnet_lit.config import Normalize, Source
+from alexnet_lit.config import SIDE, Normalize, Source
 from alexnet_lit.data.classes import UnknownClassFolder, class_index
 from alexnet_lit.data.generated import dataset_dir, ensure_generated
 from alexnet_lit.data.store import MissingStore, PreparedSplit, check_store, store_size
@@ -37,7 +37,7 @@ class DecodeError(OSError):
     pass
 
 
-def rgb_loader(path: str, min_size: int = 256) -> Image.Image:
+def rgb_loader(path: str, min_size: int = SIDE) -> Image.Image:
     """PIL decode to RGB (CMYK, grayscale, palette and PNG-named-.JPEG included); errors name the file.
     EXIF orientation is ignored, as in the prepared store."""
     try:
@@ -106,7 +106,7 @@ def unpack_archives(root: Path) -> None:
 
 def build(source: str, root: str | None, num_classes: int, transforms: dict[str, Callable], cache_dir: str,
           generated: dict, download: bool = False, custom_classes: bool = False,
-          resize_size: int = 256, skip_bad: bool = False) -> dict[str, Dataset]:
+          resize_size: int = SIDE, skip_bad: bool = False) -> dict[str, Dataset]:
     """``transforms`` maps split name (train, val, test, test_10crop) to its transform."""
     eval_split = "val"
     if source == "generated":

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alexnet_lit.data.prepare import SIZE
+from alexnet_lit.config import SIDE
 
 
 class MissingStore(FileNotFoundError):
@@ -74,7 +74,7 @@ class PreparedSplit(Dataset):
 def store_size(root: str | Path) -> int:
     """The side of the store's square images (alexnet-prepare size=..., 256 by default and before it existed)."""
     manifest = json.loads((Path(root).expanduser() / "manifest.json").read_text())
-    return int(manifest.get("params", {}).get("size", SIZE))
+    return int(manifest.get("params", {}).get("size", SIDE))
 
 
 def load_stats(path: str | Path) -> dict[str, np.ndarray]:
