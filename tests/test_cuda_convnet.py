@@ -127,10 +127,15 @@ def test_per_layer_weight_decay_and_double_bias_rate_reach_the_step():
 
 def test_the_schedules_cuda_convnet_uses():
     constant = AlexNetModule(net_config("cifar_80sec", 32, scheduler={"name": "constant"})).configure_optimizers()
-    assert isinstance(constant, torch.optim.SGD)  # Figure 1: one rate, no scheduler
+    assert set(constant) == {"optimizer"} and isinstance(constant["optimizer"], torch.optim.SGD)  # Figure 1: one rate
     step = AlexNetModule(net_config("cifar_80sec", 32, scheduler={"name": "step", "milestones": [8]}))
     sched = step.configure_optimizers()["lr_scheduler"]["scheduler"]
     assert isinstance(sched, torch.optim.lr_scheduler.MultiStepLR) and list(sched.milestones) == [8]
+    from alexnet_lit.plateau import reductions
+
+    for _ in range(9):
+        sched.step()
+    assert reductions(sched) == 1 and sched.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # 0.01 x 0.1
 
 
 def test_describe_prints_the_figure1_net(tmp_path, cache_dir):
