@@ -162,3 +162,27 @@ def test_sigterm_to_a_study_stops_its_run_with_a_checkpoint_and_the_study_exits_
     assert proc.returncode == 143 and "next run" not in out
     assert json.loads(record.read_text())["status"] == "interrupted"
     assert any((record.parent / "checkpoints").glob("*.ckpt"))
+
+
+def test_a_parked_run_comes_back_where_its_folder_is_missing_and_resumes(tmp_path):
+    """park: an unfinished run's newest checkpoint, CSV, run.json and .hydra/ to the experiment's folder (to be
+    committed); unpark: back into logs/ on another machine, never over a folder that is there."""
+    import cifar10
+
+    logs, dest = tmp_path / "logs", tmp_path / "parked"
+    for rid, status in (("cut", "interrupted"), ("done", "finished")):
+        run = logs / "figure1" / "runs" / rid
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "csv").mkdir()
+        (run / "checkpoints" / "step.ckpt").write_bytes(b"old")
+        (run / "checkpoints" / "interrupted.ckpt").write_bytes(b"new")
+        (run / "csv" / "metrics.csv").write_text("epoch,train/top1_err\n0,0.6\n")
+        (run / "run.json").write_text(json.dumps({"status": status}))
+    assert cifar10.park(logs, "figure1", dest) == ["cut"]
+    assert sorted(p.name for p in (dest / "cut" / "checkpoints").iterdir()) == ["interrupted.ckpt"]
+    other = tmp_path / "other-machine"
+    assert cifar10.unpark(dest, other, "figure1") == ["cut"]
+    back = other / "figure1" / "runs" / "cut"
+    assert (back / "checkpoints" / "interrupted.ckpt").read_bytes() == b"new"
+    assert (back / "csv" / "metrics.csv").read_text().endswith("0.6\n")
+    assert cifar10.unpark(dest, other, "figure1") == []  # there already: left as it is

@@ -5,6 +5,7 @@ error six times faster with ReLUs than with tanh units, each at its own fastest 
     python experiments/figure1/figure1.py quick        # 10,000 images (1,000 a class), relu and tanh, 1 seed, 15 epochs
     python experiments/figure1/figure1.py net=cifar_19pct activations=relu,tanh seeds=0   # the 19pct net's row
     python experiments/figure1/figure1.py plot         # redraw figure1.png from results.json
+    python experiments/figure1/figure1.py park         # after stopping it (SIGTERM): its unfinished runs, to commit
 
 Every run is ``train.py +experiment=figure1`` (conf/experiment/figure1.yaml: cuda-convnet's layers-80sec, its initW
 with zero biases, raw pixels minus the mean image, epsB = 2 epsW, momentum 0.9, no regularization, batch 128, stop
@@ -13,7 +14,8 @@ epochs come from its metrics.csv (train/top1_err: the epoch's mean over its mini
 it). An interrupted study continues where it stopped: finished runs are read back, a killed one resumes from its
 last checkpoint, a capped one is extended (``ckpt_path=last`` with more epochs). logs/ is not committed: a run whose
 folder is gone is taken from the committed results.json when it has what the study needs (reached 25%, diverged,
-or enough epochs), so the study also continues on another machine.
+or enough epochs), so the study also continues on another machine; a run cut short is parked in
+experiments/figure1/parked/ (``park``, after a SIGTERM to the study) and resumed from there.
 
 "The learning rates for each network were chosen independently to make training as fast as possible":
 1. Per activation, seed 0: start at cuda-convnet's epsW (``lr0``, 0.001; the other activations at the ReLU's
@@ -274,13 +276,13 @@ def plot(results: dict, out: Path) -> None:
 
 def options(argv: list[str]) -> dict:
     words = [a for a in argv if "=" not in a]
-    unknown = [w for w in words if w not in ("quick", "plot")]
+    unknown = [w for w in words if w not in ("quick", "plot", "park")]
     given = dict(a.split("=", 1) for a in argv if "=" in a)
     bad = sorted(set(given) - set(STUDY))
     if unknown or bad:
         sys.exit(f"error: unknown {'argument' if unknown else 'option'} {(unknown or bad)[0]!r}: "
-                 f"give quick, plot or {', '.join(k + '=' for k in STUDY)}")
-    return {**STUDY, **(QUICK if "quick" in words else {}), **given, "plot": "plot" in words}
+                 f"give quick, plot, park or {', '.join(k + '=' for k in STUDY)}")
+    return {**STUDY, **(QUICK if "quick" in words else {}), **given, "plot": "plot" in words, "park": "park" in words}
 
 
 def main(argv: list[str]) -> None:
@@ -291,6 +293,12 @@ def main(argv: list[str]) -> None:
     if opts["plot"]:
         plot(json.loads((out / "results.json").read_text()), out)
         return
+    if opts["park"]:
+        parked = cifar10.park(opts["log_dir"], "figure1", out / "parked")
+        print(f"parked in {out / 'parked'}: {', '.join(parked) or '-'}")
+        return
+    if restored := cifar10.unpark(out / "parked", opts["log_dir"], "figure1"):
+        print(f"resuming parked runs: {', '.join(restored)}", flush=True)
     images = int(opts["images"])
     if images % 10 or not 0 < images <= 50000:
         sys.exit(f"error: images={images}: give a multiple of 10 up to 50000 (the first images/10 of each class)")
