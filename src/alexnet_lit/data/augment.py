@@ -17,9 +17,9 @@ from alexnet_lit.data.ten_crop import TenCrop
 
 
 class StoreCrop:
-    """Crop (and flip) a (256, 256, 3) uint8 store row, staying HWC: a contiguous row copy, ~30,000 crops/s on
-    one core, where a CHW transpose per sample costs 4x more. The batch is (N, H, W, 3) and becomes NCHW on the
-    device by a free ``movedim`` (channels_last memory, which the model wants anyway).
+    """Crop (and flip) a (256, 256, 3) uint8 store row, staying HWC: a contiguous row copy, where a CHW transpose
+    per sample costs 4x more (``make bench-data`` prints this machine's rate). The batch is (N, H, W, 3) and
+    becomes NCHW on the device by a free ``movedim`` (channels_last memory, which the model wants anyway).
     ``mode``: ``random`` (train), ``centre``, ``row``: the whole row, for the 10-crop view cut on the device
     (ten_crop.ten_crops: 7.7x fewer bytes than shipping ten crops), or ``draw``: the whole row and the random
     crop's (top, left, flip), drawn exactly as ``random`` draws them, for ``crop_batch`` on the device."""

@@ -10,8 +10,8 @@
    ranks together is batch k of one process with w times the batch size, same images, same crops.
 2. ``Seeded`` (a dataset wrapper, in the worker): seeds torch, numpy and random with the sample's seed, draws the
    3 standard normal numbers of its PCA lighting (section 4.1, applied on the device by lighting.py), then runs
-   the transform (crop, flip). A train sample is ``(image, label, lighting_z)``. Cost: about 9 us per sample
-   (the three seeds and the draw, measured on this CPU), against ~33 us for a crop of the store.
+   the transform (crop, flip). A train sample is ``(image, label, lighting_z)``. Cost: the three seeds and the
+   draw take about a quarter of the time of the store crop itself (measured on a CPU core).
 3. Resume: the data module saves ``{epoch, batches done}`` in the checkpoint; the resumed epoch's order starts
    ``batches x batch_size`` positions in. Nothing about workers is saved because nothing depends on them.
 

@@ -7,9 +7,9 @@ bias per filter and position (cuda-convnet's local layers have no shared biases)
 in_channels x k x k); computed as one batched matrix product over the positions of the input's patches.
 
 The patches are the padded input's ``Tensor.unfold`` views, copied once into (positions, batch, in x k x k), not
-``F.unfold``: on the CPU, for local3 of cifar_11pct (batch 128, 64 x 6 x 6, 3x3 pad 1), ``F.unfold`` took 437 ms
-and the bmm of its permuted (strided) result 263 ms, against 24 ms for the copy and 12 ms for the bmm of contiguous
-patches; forward and backward 2.5-4x faster here (2 cores, measured in alternating pairs). The same numbers.
+``F.unfold``: on a CPU, for local3 of cifar_11pct (batch 128, 64 x 6 x 6, 3x3 pad 1), ``F.unfold`` and the bmm of
+its permuted (strided) result took about 20 times as long as the copy and the bmm of contiguous patches; forward
+and backward 2.5-4x faster (alternating pairs). The same numbers out.
 """
 
 from __future__ import annotations
