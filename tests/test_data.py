@@ -102,8 +102,8 @@ def cifar_root(tmp_path_factory):
 
 
 def test_cifar10_jpegs_train_a_few_steps(cifar_root, tmp_path, cache_dir):
-    over = [*TINY, "data=cifar10", f"data.root={cifar_root}",
-                                                                       "trainer.limit_train_batches=3"]
+    over = [*TINY, "data=cifar10", f"data.root={cifar_root}", "trainer.limit_train_batches=3",
+            "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]  # the pipeline, not its 3,000 evaluations
     cfg = compose_train(over, tmp_path, cache_dir)
     metrics = run(cfg)
     assert {"val/top1_err", "test/top1_err_10crop"} <= set(metrics)
