@@ -98,6 +98,22 @@ def test_results_json_has_every_run_the_fastest_rates_and_the_ratios(tmp_path):
     assert (tmp_path / "figure1.png").stat().st_size > 10_000
 
 
+def test_every_run_is_saved_as_soon_as_it_ends(tmp_path):
+    """A study cut short mid-search must still have its finished runs in results.json (they carry over)."""
+    saved: list[int] = []
+    opts = {**figure1.STUDY, "activations": "relu", "seeds": "0", "store": str(tmp_path), "t0": 0.0, "argv": [],
+            "machine": "m"}
+    opts["save"] = lambda results: saved.append(len(figure1.publish(results, opts)["runs"]))
+
+    def run(act: str, lr: float, seed: int, cap: int) -> dict:
+        r = model_run(0.004, 5, 0.05, [])(lr, cap)
+        return {**r, "activation": act, "seed": seed, "run_id": f"{act}-{lr:g}-{seed}", "status": "finished",
+                "cap": cap}
+
+    figure1.study(opts, run)
+    assert saved[:3] == [1, 2, 3]
+
+
 def test_a_run_met_twice_is_published_once_with_its_longest_record(tmp_path):
     def rec(n: int) -> dict:
         return {"run_id": "a", "activation": "tanh", "lr": 0.01, "seed": 0, "errors": [0.5] * n, "reached": None,

@@ -180,7 +180,15 @@ def study(opts: dict, run: Callable[[str, float, int, int], dict]) -> dict:
     seeds = [int(s) for s in str(opts["seeds"]).split(",")]
     top = int(opts["max_epochs"])
     results: dict = {"protocol": {k: opts[k] for k in ("images", "net", "max_epochs", "lr0", "activations", "seeds")},
-                     "target": TARGET, "grid": {}, "best": {}, "seeds": {}}
+                     "target": TARGET, "grid": {}, "best": {}, "seeds": {}, "all": []}
+    untracked = run
+
+    def run(act: str, lr: float, seed: int, epochs: int) -> dict:  # every run saved as soon as it ends
+        r = untracked(act, lr, seed, epochs)
+        results["all"].append(r)
+        opts["save"](results)
+        return r
+
     for act in acts:
         # where to start: cuda-convnet's epsW for the ReLU; for the others the ReLU's fastest rate, which is also the
         # naive protocol's run (the order of the search changes what it costs, not which rate it finds)
@@ -212,7 +220,8 @@ def publish(results: dict, opts: dict) -> dict:
     """results.json: the protocol, every run (the longest record of each), the fastest rate per activation with
     its epochs per seed, whether the grid brackets it, the ratios, and the commands that rerun them."""
     runs: dict[str, dict] = {}
-    groups = [*results["grid"].values(), *results["seeds"].values(), list(results.get("naive", {}).values())]
+    groups = [*results["grid"].values(), *results["seeds"].values(), list(results.get("naive", {}).values()),
+              results.get("all", [])]
     for r in (r for group in groups for r in group):
         if r["run_id"] not in runs or len(r["errors"]) > len(runs[r["run_id"]]["train_error_per_epoch"]):
             runs[r["run_id"]] = {
