@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from alexnet_lit.config import SIDE as SIZE
+from alexnet_lit.data.chunks import BadImage, load_square
 from alexnet_lit.data.classes import UnknownClassFolder, wnids
-from alexnet_lit.data.prepare import BadImage, load_square, prepare
+from alexnet_lit.data.prepare import prepare
 from alexnet_lit.data.store import MissingStore, check_store
 
 PREPARE = Path(sys.executable).parent / "alexnet-prepare"

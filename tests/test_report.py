@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from alexnet_lit.report.effects import build, paper_claims
 from alexnet_lit.report.runs import read_runs
-from alexnet_lit.report.write import build, paper_claims
 from conftest import ROOT, TINY, run_cli
 
 BIN = Path(sys.executable).parent
@@ -204,8 +204,9 @@ def test_effects_are_ablation_minus_baseline_with_the_standard_error_of_the_diff
 def test_an_ablation_at_chance_did_not_train_and_is_never_counted_as_agreeing(tmp_path, monkeypatch):
     """The tanh runs of the last study: 90% error on 10 classes in every seed, far "worse" than the baseline,
     which the report once called "sign agrees: yes, beyond noise (39.4 SE)"."""
+    from alexnet_lit.report.effects import shown
     from alexnet_lit.report.runs import Run
-    from alexnet_lit.report.write import markdown, shown
+    from alexnet_lit.report.write import markdown
 
     def runs(name, errors):
         return [Run(tmp_path / f"{name}{s}", name, s, "finished", num_classes=10,
