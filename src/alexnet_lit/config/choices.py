@@ -46,7 +46,7 @@ class Init(str, Enum):
 
 
 class Scheduler(str, Enum):
-    plateau = "plateau"  # section 5: lr / 10 when val/top1_err stops improving
+    plateau = "plateau"  # section 5: lr / 10 when the val error (metrics.MONITOR) stops improving
     step = "step"  # lr x factor at each of ``milestones`` (epochs): cuda-convnet's hand-lowered rates
     constant = "constant"  # Figure 1: one rate throughout
 
