@@ -57,7 +57,7 @@ def setup_files(tmp: Path) -> dict[str, str]:
 
 # (entry point, arguments, what the single error line must contain). {tmp} is the test's folder.
 CASES = [
-    # schema: keys, types, choices, ranges (the range lives next to the default, config.py)
+    # schema: keys, types, choices, ranges (the range lives next to the default, config/)
     ("train", ["model.optimizer.lr=-1"], "error: model.optimizer.lr=-1.0: must be >= 0"),
     ("train", ["model.optimizer.momentum=-0.5"], "error: model.optimizer.momentum=-0.5: must be in [0, 1)"),
     ("train", ["model.optimizer.weight_decay=-1"], "error: model.optimizer.weight_decay=-1.0: must be >= 0"),

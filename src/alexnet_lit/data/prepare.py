@@ -201,7 +201,7 @@ def claim(out: Path, root: Path, overwrite: bool) -> None:
 
 
 def prepare(root: str | os.PathLike, out_dir: str | os.PathLike, show_progress: bool = True, **settings: Any) -> dict:
-    """Prepare every split; returns the manifest. ``settings``: PrepareConfig's keys (config.py holds their
+    """Prepare every split; returns the manifest. ``settings``: PrepareConfig's keys (config/tools.py holds their
     defaults: ``prepare(raw, out, chunk_size=4)``). Raises BadImage listing every undecodable file unless
     skip_bad, StoreMismatch when ``out_dir`` holds a store of another source (unless ``overwrite``)."""
     c = build(PrepareConfig, {"root": str(root), "out_dir": str(out_dir), **settings}, "prepare")
