@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import TINY, run_cli
+from conftest import run_cli
 from test_resume import BASE, run_folder, train, train_here, val_errors
 
 # --- DDP: 2 gloo processes; 120 images / 2 ranks / 16 = 3 steps per epoch ---------------------------------------
@@ -100,34 +100,29 @@ def test_slurm_launcher_config_has_the_cluster_keys():
     assert launcher.nodes == 2 and launcher.additional_parameters.requeue is True
 
 
-def test_a_sweep_runs_through_submitit_s_local_launcher(tmp_path, cache_dir):
-    """The submitit code path on this machine: each job in a process of its own, started by submitit."""
-    proc = run_cli(["-m", "hydra/launcher=submitit_local", *TINY, f"paths.log_dir={tmp_path / 'logs'}", "seed=0,1"],
-                   tmp_path, cache_dir, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    sweeps = list((tmp_path / "logs" / "multiruns").iterdir())
-    assert len(sweeps) == 1, sweeps  # every job in the sweep's one folder, though each resolved it on its own
-    jobs = sorted(sweeps[0].glob("*_default"))
-    assert [p.name for p in jobs] == ["0_default", "1_default"]
-    assert all((p / "checkpoints" / "last.ckpt").is_file() for p in jobs)
-    assert list((tmp_path / "logs" / "multiruns").glob("*/.submitit/*/*_result.pkl"))
-
-
-def test_in_a_submitit_job_our_handler_owns_the_timeout_signal(killer, tmp_path, cache_dir):
-    """submitit installs its own SIGUSR2 handler in the job process (resubmit, no training state saved); ours
-    replaces it: the job checkpoints at the step boundary and requeues itself through scontrol."""
+def test_a_sweep_through_submitit_and_our_handler_owns_the_timeout_signal_in_its_jobs(killer, tmp_path, cache_dir):
+    """The submitit code path on this machine (hydra/launcher=submitit_local): each job in a process of its own,
+    started by submitit, every job in the sweep's one folder though each resolved it on its own. submitit installs
+    its own SIGUSR2 handler in the job process (resubmit, no training state saved); ours replaces it: each job
+    checkpoints at the step boundary and requeues itself through scontrol."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\n")
     (bin_dir / "scontrol").chmod(0o755)
     env = {**killer, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "77"}
-    proc = run_cli(["-m", "hydra/launcher=submitit_local", *BASE, f"paths.log_dir={tmp_path / 'logs'}",
+    proc = run_cli(["-m", "hydra/launcher=submitit_local", *BASE, f"paths.log_dir={tmp_path / 'logs'}", "seed=0,1",
                     "+callbacks.kill._target_=killer.KillAt", "+callbacks.kill.step=10", "+callbacks.kill.sig=SIGUSR2"],
                    tmp_path, cache_dir, timeout=300, env=env)
-    assert proc.returncode != 0  # the job ended to be requeued: not a success
-    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "77"]
-    saved = list((tmp_path / "logs" / "multiruns").glob("*/0_default/checkpoints/interrupted.ckpt"))
-    assert len(saved) == 1 and torch.load(saved[0], weights_only=True)["global_step"] == 11
+    assert proc.returncode != 0  # the jobs ended to be requeued: not a success
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "77"] * 2
+    sweeps = list((tmp_path / "logs" / "multiruns").iterdir())
+    assert len(sweeps) == 1, sweeps
+    jobs = sorted(sweeps[0].glob("*_default"))
+    assert [p.name for p in jobs] == ["0_default", "1_default"]
+    for job in jobs:
+        assert (job / "checkpoints" / "last.ckpt").is_file()  # epoch 0's
+        assert torch.load(job / "checkpoints" / "interrupted.ckpt", weights_only=True)["global_step"] == 11
+    assert list(sweeps[0].glob(".submitit/*/*_submitted.pkl"))
 
 
 def test_ddp_divergence_stops_every_rank_with_the_error(tmp_path, cache_dir):
