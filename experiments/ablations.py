@@ -28,7 +28,7 @@ from pathlib import Path
 from alexnet_lit.machine import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cifar10  # noqa: E402
+import studies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,7 +47,7 @@ def step(name: str, cmd: list[str]) -> float:
 
 def prepare() -> float:
     t = time.monotonic()
-    cifar10.store(72)
+    studies.store(72)
     return time.monotonic() - t
 
 

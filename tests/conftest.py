@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,53 @@ def run_cli(args: list[str], cwd: Path, cache: Path, timeout: int = 300, script:
     full_env = {**os.environ, "ALEXNET_LIT_CACHE": str(cache), "WANDB_MODE": "offline", **(env or {})}
     cmd = [sys.executable, str(ROOT / script), *args] if script.endswith(".py") else [script, *args]
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_in_process(name: str, args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """An entry point's ``main`` in this process (what a user error or a refusal prints, without the seconds a new
+    process spends importing): its exit code and stderr."""
+    main = importlib.import_module(f"alexnet_lit.cli.{name}").main
+    monkeypatch.setattr(sys, "argv", [f"alexnet-{name}", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return code, capsys.readouterr().err
+
+
+KILLER = """
+import os, signal
+from lightning import pytorch as pl
+
+class KillAt(pl.Callback):
+    '''Sends ``sig`` to this process during step ``step`` (0-based), before its optimizer update (on every rank,
+    or on ``rank`` only).'''
+    def __init__(self, step: int, sig: str = "SIGKILL", rank: int | None = None) -> None:
+        self.step, self.sig, self.rank = step, sig, rank
+        self.sent = False
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if self.rank is not None and trainer.global_rank != self.rank:
+            return
+        if trainer.global_step == self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), getattr(signal, self.sig))
+
+class SignalInValidation(pl.Callback):
+    '''SIGTERM after the first validation batch of epoch ``epoch`` (not the sanity check).'''
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking and trainer.current_epoch == self.epoch and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.fixture
+def killer(tmp_path) -> dict:
+    """KILLER importable by a run started with this environment (``+callbacks.kill._target_=killer.KillAt``)."""
+    (tmp_path / "killer.py").write_text(textwrap.dedent(KILLER))
+    return {"PYTHONPATH": str(tmp_path)}

@@ -163,8 +163,8 @@ def test_sigterm_to_a_study_stops_its_run_with_a_checkpoint_and_the_study_exits_
     import subprocess
     import time
 
-    code = (f"import sys; sys.path.insert(0, {str(Path(figure1.__file__).parents[1])!r}); import cifar10; "
-            f"cifar10.launch('quickstart', 'r', ['+debug=tiny', 'trainer.max_epochs=1000', 'test=false', "
+    code = (f"import sys; sys.path.insert(0, {str(Path(figure1.__file__).parents[1])!r}); import studies; "
+            f"studies.launch('quickstart', 'r', ['+debug=tiny', 'trainer.max_epochs=1000', 'test=false', "
             f"'data.cache_dir={cache_dir}'], {str(tmp_path)!r}); print('next run')")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=figure1.ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "WANDB_MODE": "offline"})
@@ -183,7 +183,7 @@ def test_sigterm_to_a_study_stops_its_run_with_a_checkpoint_and_the_study_exits_
 def test_a_parked_run_comes_back_where_its_folder_is_missing_and_resumes(tmp_path):
     """park: an unfinished run's newest checkpoint, CSV, run.json and .hydra/ to the experiment's folder (to be
     committed); unpark: back into logs/ on another machine, never over a folder that is there."""
-    import cifar10
+    import studies
 
     logs, dest = tmp_path / "logs", tmp_path / "parked"
     for rid, status in (("cut", "interrupted"), ("done", "finished")):
@@ -194,11 +194,11 @@ def test_a_parked_run_comes_back_where_its_folder_is_missing_and_resumes(tmp_pat
         (run / "checkpoints" / "interrupted.ckpt").write_bytes(b"new")
         (run / "csv" / "metrics.csv").write_text("epoch,train/top1_err\n0,0.6\n")
         (run / "run.json").write_text(json.dumps({"status": status}))
-    assert cifar10.park(logs, "figure1", dest) == ["cut"]
+    assert studies.park(logs, "figure1", dest) == ["cut"]
     assert sorted(p.name for p in (dest / "cut" / "checkpoints").iterdir()) == ["interrupted.ckpt"]
     other = tmp_path / "other-machine"
-    assert cifar10.unpark(dest, other, "figure1") == ["cut"]
+    assert studies.unpark(dest, other, "figure1") == ["cut"]
     back = other / "figure1" / "runs" / "cut"
     assert (back / "checkpoints" / "interrupted.ckpt").read_bytes() == b"new"
     assert (back / "csv" / "metrics.csv").read_text().endswith("0.6\n")
-    assert cifar10.unpark(dest, other, "figure1") == []  # there already: left as it is
+    assert studies.unpark(dest, other, "figure1") == []  # there already: left as it is

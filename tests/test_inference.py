@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from alexnet_lit.callbacks.kernels import colour_fraction, kernel_image, tower_colour
-from conftest import SHARED, run_cli
+from conftest import SHARED, run_cli, run_in_process
 
 BIN = Path(sys.executable).parent
 # the quickstart recipe (kaiming init, [0, 1] pixels, lr 0.02) on 4 of the embedded shapes, small enough to train
@@ -111,7 +111,7 @@ def test_predict_names_probabilities_and_a_bad_file(trained, tmp_path):
         assert any(p.name in line and "%" in line for line in lines)
 
 
-def test_predict_ten_crop_to_stdout_and_user_errors(trained, tmp_path):
+def test_predict_ten_crop_to_stdout_and_user_errors(trained, tmp_path, monkeypatch, capsys):
     val = sorted((trained["data"] / "val").rglob("*.JPEG"))[:3]
     proc = predict(trained, tmp_path, f"inputs=[{','.join(map(str, val))}]", "out=-", "ten_crop=true", "top_k=2")
     assert proc.returncode == 0, proc.stderr
@@ -119,10 +119,12 @@ def test_predict_ten_crop_to_stdout_and_user_errors(trained, tmp_path):
     assert [r["path"] for r in records] == [str(v) for v in val] and all(len(r["top"]) == 2 for r in records)
     one = predict(trained, tmp_path, f"inputs={val[0]}", "out=-", "top_k=2")
     assert json.loads(one.stdout)["top"] != records[0]["top"]  # 10 crops average differently than the centre one
-    proc = predict(trained, tmp_path, f"inputs={tmp_path / 'nothing'}")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no such file or folder" in proc.stderr
-    proc = run_cli([f"inputs={val[0]}"], tmp_path, trained["cache"], script=tool("alexnet-predict"))
-    assert proc.returncode == 2 and proc.stderr.startswith("error: ckpt_path not set")
+    monkeypatch.chdir(tmp_path)  # the user errors: in this process (the same main, without a new interpreter)
+    code, err = run_in_process("predict", [f"ckpt_path={trained['ckpt']}", f"inputs={tmp_path / 'nothing'}"],
+                               monkeypatch, capsys)
+    assert code == 2 and err.count("\n") == 1 and "no such file or folder" in err
+    code, err = run_in_process("predict", [f"inputs={val[0]}"], monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: ckpt_path not set")
 
 
 # --- alexnet-eval's table and JSON ---------------------------------------------------------------------------

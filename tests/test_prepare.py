@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 
 from alexnet_lit.config import SIDE as SIZE
+from alexnet_lit.data.chunks import BadImage, load_square
 from alexnet_lit.data.classes import UnknownClassFolder, wnids
-from alexnet_lit.data.prepare import BadImage, load_square, prepare
+from alexnet_lit.data.prepare import prepare
 from alexnet_lit.data.store import MissingStore, check_store
+from conftest import run_in_process
 
 PREPARE = Path(sys.executable).parent / "alexnet-prepare"
 
@@ -218,7 +220,7 @@ def every_file(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def test_a_store_of_another_source_is_refused_and_overwrite_rebuilds_it(tmp_path):
+def test_a_store_of_another_source_is_refused_and_overwrite_rebuilds_it(tmp_path, monkeypatch, capsys):
     """The same number of files from another folder: refused naming both (not served stale); overwrite=true
     ends byte-identical to a fresh prepare of the new source."""
     noisy_set(tmp_path / "a", per_class=3, size=(300, 260), seed=1)
@@ -226,18 +228,18 @@ def test_a_store_of_another_source_is_refused_and_overwrite_rebuilds_it(tmp_path
     out = tmp_path / "out"
     prepare(tmp_path / "a", out, chunk_size=4, show_progress=False)
     before = every_file(out)
-    args = [str(PREPARE), f"root={tmp_path / 'b'}", f"out_dir={out}", "workers=1", "chunk_size=4"]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert f"holds a store of {tmp_path / 'a'}, not of root={tmp_path / 'b'}" in proc.stderr
-    assert "overwrite=true" in proc.stderr and every_file(out) == before
-    again = subprocess.run([*args, "overwrite=true"], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
+    args = [f"root={tmp_path / 'b'}", f"out_dir={out}", "workers=1", "chunk_size=4"]
+    code, err = run_in_process("prepare", args, monkeypatch, capsys)  # alexnet-prepare's main, in this process
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"holds a store of {tmp_path / 'a'}, not of root={tmp_path / 'b'}" in err
+    assert "overwrite=true" in err and every_file(out) == before
+    code, err = run_in_process("prepare", [*args, "overwrite=true"], monkeypatch, capsys)
+    assert code == 0, err
     prepare(tmp_path / "b", tmp_path / "fresh", chunk_size=4, show_progress=False)
     assert every_file(out) == every_file(tmp_path / "fresh")
 
 
-def test_a_bad_file_fixed_in_place_is_redone(tmp_path):
+def test_a_bad_file_fixed_in_place_is_redone(tmp_path, monkeypatch, capsys):
     """As the error message advises: copy a good JPEG over the bad file and run again. Only its chunk is redone
     (its old rows leave the statistics first), and the store equals a fresh prepare of the fixed tree."""
     raw = tmp_path / "raw"
@@ -246,12 +248,12 @@ def test_a_bad_file_fixed_in_place_is_redone(tmp_path):
     good = bad.read_bytes()
     bad.write_bytes(good[: len(good) // 3])
     out = tmp_path / "out"
-    args = [str(PREPARE), f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=3"]
-    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert first.returncode == 1 and str(bad) in first.stderr
+    args = [f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=3"]
+    code, err = run_in_process("prepare", args, monkeypatch, capsys)  # alexnet-prepare's main, in this process
+    assert code == 1 and str(bad) in err
     bad.write_bytes(good)
-    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
+    code, err = run_in_process("prepare", args, monkeypatch, capsys)
+    assert code == 0, err
     prepare(raw, tmp_path / "fresh", chunk_size=3, show_progress=False)
     assert every_file(out) == every_file(tmp_path / "fresh")
     # and a file replaced after a complete run: the next run notices it too

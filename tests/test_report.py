@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from alexnet_lit.report.effects import build, paper_claims
 from alexnet_lit.report.runs import read_runs
-from alexnet_lit.report.write import build, paper_claims
-from conftest import ROOT, TINY, run_cli
+from conftest import ROOT, TINY, run_cli, run_in_process
 
 BIN = Path(sys.executable).parent
 REPORT = str(BIN / "alexnet-report")
@@ -116,17 +116,19 @@ def test_a_list_of_run_folders_and_one_that_does_not_exist(sweep, tmp_path):
     assert runs[2].reason.endswith("no such folder")
 
 
-def test_user_errors_are_one_line(tmp_path):
-    proc = run_cli([f"out_dir={tmp_path}"], tmp_path, tmp_path, script=REPORT)
+def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    proc = run_cli([f"out_dir={tmp_path}"], tmp_path, tmp_path, script=REPORT)  # the installed command
     assert proc.returncode == 2 and proc.stderr.startswith("error: runs not set")
-    proc = run_cli([f"runs={tmp_path / 'nope'}", f"out_dir={tmp_path}"], tmp_path, tmp_path, script=REPORT)
-    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "no such folder" in proc.stderr
-    proc = run_cli([f"runs={tmp_path}", f"out_dir={tmp_path}", "--wandb"], tmp_path, tmp_path, script=REPORT,
-                   env={"WANDB_API_KEY": "", "WANDB_MODE": "offline"})
-    assert proc.returncode == 2 and "--wandb" in proc.stderr and proc.stderr.count("\n") == 1
-    proc = run_cli(["runs=wandb:me/alexnet-lit/abl", f"out_dir={tmp_path}"], tmp_path, tmp_path, script=REPORT,
-                   env={"WANDB_API_KEY": "", "WANDB_MODE": "offline"})
-    assert proc.returncode == 2 and "needs W&B online" in proc.stderr and proc.stderr.count("\n") == 1
+    monkeypatch.chdir(tmp_path)  # the others: its main() in this process
+    code, err = run_in_process("report", [f"runs={tmp_path / 'nope'}", f"out_dir={tmp_path}"], monkeypatch, capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "no such folder" in err
+    monkeypatch.setenv("WANDB_API_KEY", "")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    code, err = run_in_process("report", [f"runs={tmp_path}", f"out_dir={tmp_path}", "--wandb"], monkeypatch, capsys)
+    assert code == 2 and "--wandb" in err and err.count("\n") == 1
+    code, err = run_in_process("report", ["runs=wandb:me/alexnet-lit/abl", f"out_dir={tmp_path}"], monkeypatch,
+                               capsys)
+    assert code == 2 and "needs W&B online" in err and err.count("\n") == 1
 
 
 def test_paper_claims_have_a_section_each():
@@ -204,8 +206,9 @@ def test_effects_are_ablation_minus_baseline_with_the_standard_error_of_the_diff
 def test_an_ablation_at_chance_did_not_train_and_is_never_counted_as_agreeing(tmp_path, monkeypatch):
     """The tanh runs of the last study: 90% error on 10 classes in every seed, far "worse" than the baseline,
     which the report once called "sign agrees: yes, beyond noise (39.4 SE)"."""
+    from alexnet_lit.report.effects import shown
     from alexnet_lit.report.runs import Run
-    from alexnet_lit.report.write import markdown, shown
+    from alexnet_lit.report.write import markdown
 
     def runs(name, errors):
         return [Run(tmp_path / f"{name}{s}", name, s, "finished", num_classes=10,

@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT, run_cli
 from test_cli import EVAL, describe_rows, read_rows
-from test_resume import run_folder, train, val_errors
+from test_resume import run_folder, train, train_here, val_errors
 
 TOWERS = ["trainer=towers_cpu", "trainer.devices=2", "trainer.precision=32-true"]  # after TINY's devices=1
 TOLERANCE = 1e-5  # float32, the issue's bound
@@ -57,9 +57,10 @@ def runs(tmp_path_factory, cache_dir) -> dict:
     and its checkpoint evaluated by alexnet-eval on one process), epoch 2 on one. Dropout on (p=0.5)."""
     tmp = tmp_path_factory.mktemp("towers")
     out: dict = {"tmp": tmp}
-    steps = [("u", []), ("a", ["trainer.max_epochs=1"]), ("a", [*TOWERS, "ckpt_path=last"]),
-             ("b", [*TOWERS, "trainer.max_epochs=1", "test=true"])]
-    for run_id, args in steps:  # channels_last: its checkpoints' strides differ from the shards'
+    # channels_last: its checkpoints' strides differ from the shards'. The one-process starts run in this process.
+    train_here(tmp, cache_dir, "u", ["model.channels_last=true"])
+    train_here(tmp, cache_dir, "a", ["model.channels_last=true", "trainer.max_epochs=1"])
+    for run_id, args in [("a", [*TOWERS, "ckpt_path=last"]), ("b", [*TOWERS, "trainer.max_epochs=1", "test=true"])]:
         proc = train(tmp, cache_dir, [f"run_id={run_id}", "model.channels_last=true", *args])
         assert proc.returncode == 0, proc.stderr[-3000:]
     (best,) = (run_folder(tmp, "b") / "checkpoints").glob("best-*.ckpt")
@@ -93,9 +94,9 @@ def test_two_tower_pairs_are_data_parallel_replicas(tmp_path, cache_dir):
     """4 processes = 2 pairs, 16 images each; one process with the global batch of 32 (dropout 0: masks are per
     replica) trains the same network; validation counts every image once."""
     common = ["model.dropout=0", "checkpoint_every_n_steps=null", "trainer.max_epochs=1"]
-    one = train(tmp_path, cache_dir, [*common, "run_id=one", "data.batch_size=32"])
+    train_here(tmp_path, cache_dir, "one", [*common, "data.batch_size=32"])
     four = train(tmp_path, cache_dir, [*common, "run_id=four", *TOWERS, "trainer.devices=4"], timeout=400)
-    assert one.returncode == 0 and four.returncode == 0, (one.stderr + four.stderr)[-3000:]
+    assert four.returncode == 0, four.stderr[-3000:]
     a, b = final_state(run_folder(tmp_path, "one")), final_state(run_folder(tmp_path, "four"))
     assert a["global_step"] == b["global_step"] == 120 // 32
     assert_same_network(a, b)

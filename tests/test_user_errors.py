@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_in_process
 
 PAPER_STORE = ["+experiment=paper"]  # reads data.root as a store (data=imagenet_prepared)
 
@@ -58,7 +57,7 @@ def setup_files(tmp: Path) -> dict[str, str]:
 
 # (entry point, arguments, what the single error line must contain). {tmp} is the test's folder.
 CASES = [
-    # schema: keys, types, choices, ranges (the range lives next to the default, config.py)
+    # schema: keys, types, choices, ranges (the range lives next to the default, config/)
     ("train", ["model.optimizer.lr=-1"], "error: model.optimizer.lr=-1.0: must be >= 0"),
     ("train", ["model.optimizer.momentum=-0.5"], "error: model.optimizer.momentum=-0.5: must be in [0, 1)"),
     ("train", ["model.optimizer.weight_decay=-1"], "error: model.optimizer.weight_decay=-1.0: must be >= 0"),
@@ -144,23 +143,6 @@ CASES = [
     ("prepare", ["root={tmp}/cats", "out_dir={tmp}/out", "workers=0"], "error: workers=0: must be >= 1"),
 ]
 NEEDS_TINY = {"train", "eval", "describe"}
-
-
-def entry_main(name: str):
-    from alexnet_lit.cli import describe, eval, prepare, train
-
-    return {"train": train.main, "eval": eval.main, "describe": describe.main, "prepare": prepare.main}[name]
-
-
-def run_in_process(name: str, args: list[str], monkeypatch, capsys) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", [f"alexnet-{name}", *args])
-    try:
-        with pytest.raises(SystemExit) as e:
-            entry_main(name)()
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return e.value.code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

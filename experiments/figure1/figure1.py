@@ -47,7 +47,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
-import cifar10  # noqa: E402
+import studies  # noqa: E402
 
 TARGET = 0.25  # "reaches a 25% training error rate": EarlyStopping stops below it (strictly, as Lightning compares)
 STUDY = {"images": 50000, "activations": "relu,tanh,lecun_tanh", "seeds": "0,1,2", "max_epochs": 100, "lr0": 0.001,
@@ -64,7 +64,7 @@ def reached(errors: list[float]) -> int | None:
 
 def run_id(opts: dict, activation: str, lr: float, seed: int) -> str:
     """One folder per run; runs with ``extra`` overrides get their own (a hash of them), never the study's."""
-    return f"f1-{opts['images']}-{opts['net']}-{activation}-lr{lr:g}-s{seed}" + cifar10.tag(opts["extra"])
+    return f"f1-{opts['images']}-{opts['net']}-{activation}-lr{lr:g}-s{seed}" + studies.tag(opts["extra"])
 
 
 def earlier(out_dir: str | Path) -> dict[str, dict]:
@@ -80,7 +80,7 @@ def done(r: dict, epochs: int) -> bool:
 
 def read_run(folder: Path) -> dict:
     """Its training error per epoch, its status (run.json) and why it failed."""
-    record = cifar10.record(folder)
+    record = studies.record(folder)
     errors: dict[int, float] = {}
     path = folder / "csv" / "metrics.csv"
     if path.is_file():
@@ -96,7 +96,7 @@ def train(opts: dict, activation: str, lr: float, seed: int, epochs: int) -> dic
     """One run of +experiment=figure1, trained (or resumed, or extended) to ``epochs`` unless it got below 25% or
     diverged; returns its record."""
     rid = run_id(opts, activation, lr, seed)
-    folder = cifar10.folder(opts["log_dir"], "figure1", rid)
+    folder = studies.folder(opts["log_dir"], "figure1", rid)
     r = read_run(folder)
     r["diverged"] = r["status"] == "failed" and "not finite" in r["reason"]
     kept = opts.get("earlier", {}).get(rid)
@@ -104,7 +104,7 @@ def train(opts: dict, activation: str, lr: float, seed: int, epochs: int) -> dic
     if r["status"] == "missing" and kept and done(kept, epochs):
         r = kept  # its folder is gone
     elif not done(r, epochs):
-        code = cifar10.launch("figure1", rid, overrides(opts, activation, lr, seed) + [
+        code = studies.launch("figure1", rid, overrides(opts, activation, lr, seed) + [
             f"data.root={opts['store']}", f"trainer.max_epochs={epochs}", "test=false", "logger=csv_only",
             *opts["extra"].split()], opts["log_dir"], f": to {epochs} epochs")
         r = read_run(folder)
@@ -303,15 +303,15 @@ def main(argv: list[str]) -> None:
         plot(json.loads((out / "results.json").read_text()), out)
         return
     if opts["park"]:
-        parked = cifar10.park(opts["log_dir"], "figure1", out / "parked")
+        parked = studies.park(opts["log_dir"], "figure1", out / "parked")
         print(f"parked in {out / 'parked'}: {', '.join(parked) or '-'}")
         return
-    if restored := cifar10.unpark(out / "parked", opts["log_dir"], "figure1"):
+    if restored := studies.unpark(out / "parked", opts["log_dir"], "figure1"):
         print(f"resuming parked runs: {', '.join(restored)}", flush=True)
     images = int(opts["images"])
     if images % 10 or not 0 < images <= 50000:
         sys.exit(f"error: images={images}: give a multiple of 10 up to 50000 (the first images/10 of each class)")
-    opts["store"] = str(cifar10.store(32, None if images == 50000 else images // 10))
+    opts["store"] = str(studies.store(32, None if images == 50000 else images // 10))
     opts.update(t0=time.monotonic(), argv=argv, machine=f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores",
                 earlier=earlier(out))
     print(f"machine: {opts['machine']}", flush=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
-import cifar10  # noqa: E402
+import studies  # noqa: E402
 
 STUDY = {"images": 50000, "epochs": 520, "seeds": "0,1,2", "out_dir": str(HERE), "log_dir": str(ROOT / "logs"),
          "extra": ""}
@@ -57,17 +57,17 @@ def test_errors(run_dir: Path) -> dict[str, float]:
 
 
 def run(opts: dict, lrn: str, seed: int) -> dict:
-    rid = f"{opts['images']}-{opts['epochs']}ep-lrn{lrn}-s{seed}" + cifar10.tag(opts["extra"])
-    folder = cifar10.folder(opts["log_dir"], "lrn_cifar10", rid)
-    if cifar10.record(folder).get("status") != "finished":
-        code = cifar10.launch("lrn_cifar10", rid, [f"model.lrn.enabled={lrn == 'on'}", f"seed={seed}",
+    rid = f"{opts['images']}-{opts['epochs']}ep-lrn{lrn}-s{seed}" + studies.tag(opts["extra"])
+    folder = studies.folder(opts["log_dir"], "lrn_cifar10", rid)
+    if studies.record(folder).get("status") != "finished":
+        code = studies.launch("lrn_cifar10", rid, [f"model.lrn.enabled={lrn == 'on'}", f"seed={seed}",
                                                    f"data.root={opts['store']}", "logger=csv_only",
                                                    *schedule(int(opts["epochs"])), *opts["extra"].split()],
                               opts["log_dir"])
         if code != 0:
-            r = cifar10.record(folder)
+            r = studies.record(folder)
             sys.exit(f"error: {rid} failed (exit {code}, {r.get('status')}: {r.get('reason', 'see its log above')})")
-    rec = cifar10.record(folder)
+    rec = studies.record(folder)
     return {"lrn": lrn, "seed": seed, "run_id": rid, "wall_s": rec.get("wall_s"), **test_errors(folder)}
 
 
@@ -159,7 +159,7 @@ def main(argv: list[str]) -> None:
     images, epochs = int(opts["images"]), int(opts["epochs"])
     if images % 10 or not 0 < images <= 50000 or epochs < 3:
         sys.exit(f"error: images={images} epochs={epochs}: give a multiple of 10 up to 50000 and at least 3 epochs")
-    opts["store"] = str(cifar10.store(32, None if images == 50000 else images // 10))
+    opts["store"] = str(studies.store(32, None if images == 50000 else images // 10))
     machine = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
     print(f"machine: {machine}", flush=True)
     t0 = time.monotonic()

@@ -24,18 +24,25 @@ from alexnet_lit.data.contract import InputContract
 from alexnet_lit.data.sources import DecodeError, rgb_loader
 
 
-def load(ckpt_path: str, device: str | torch.device = "cpu") -> tuple[Any, InputContract]:
-    """(AlexNetModule in eval mode on ``device``, the checkpoint's input contract)."""
+def restore(state: dict) -> Any:
+    """The AlexNetModule a checkpoint holds (read by checkpoint.read: weights only, older layouts upgraded): its
+    ``hyper_parameters`` are the whole ``model`` config, so nothing else is needed. alexnet-eval, -predict,
+    -neighbours and -kernels all build it here (Lightning's load_from_checkpoint would read the file again)."""
     from alexnet_lit.module import AlexNetModule
 
+    module = AlexNetModule(**state["hyper_parameters"])
+    module.load_state_dict(state["state_dict"])
+    return module
+
+
+def load(ckpt_path: str, device: str | torch.device = "cpu") -> tuple[Any, InputContract]:
+    """(AlexNetModule in eval mode on ``device``, the checkpoint's input contract)."""
     state = read_checkpoint(ckpt_path)
     contract = InputContract.of(state)
     if contract is None:
         raise ConfigError(f"ckpt_path={ckpt_path} has no input contract (written before alexnet-lit recorded how "
                           f"inputs were prepared): evaluate it with alexnet-eval and explicit data.* keys")
-    module = AlexNetModule(**state["hyper_parameters"])
-    module.load_state_dict(state["state_dict"])
-    return module.eval().to(device), contract
+    return restore(state).eval().to(device), contract
 
 
 class Preprocess:

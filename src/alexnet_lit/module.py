@@ -31,7 +31,7 @@ from alexnet_lit.models import towers
 
 class AlexNetModule(pl.LightningModule):
     def __init__(self, cfg: ModelConfig | None = None, **kwargs: Any) -> None:
-        """``cfg``, or the ``model`` group's keys (ModelConfig in config.py) as keyword arguments."""
+        """``cfg``, or the ``model`` group's keys (ModelConfig in config/model.py) as keyword arguments."""
         super().__init__()
         self.cfg = build(ModelConfig, kwargs, "model") if cfg is None else cfg
         # every key, defaults included, as plain containers: the checkpoint rebuilds this exact network and

@@ -7,7 +7,7 @@ Lightning keeps in every checkpoint.
 1. SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01, on weights and on biases (``group_settings``: the
    biases' lr and decay, the one place the bias rule lives).
 2. "divide the learning rate by 10 when the validation error rate stopped improving": ``Plateau`` (torch's
-   ReduceLROnPlateau on val/top1_err, factor 0.1) that also counts its reductions in its own state.
+   ReduceLROnPlateau on metrics.MONITOR, factor 0.1) that also counts its reductions in its own state.
 3. "reduced three times prior to termination": after ``max_lr_reductions`` reductions, the next plateau ends
    training (``exhausted``; trainer.max_epochs is the other bound; the paper ran about 90 epochs).
 ``model.scheduler.name=step`` (lr x factor after each of ``milestones`` epochs: cuda-convnet's hand-lowered

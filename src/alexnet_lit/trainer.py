@@ -28,7 +28,7 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def best_checkpoint(trainer: pl.Trainer) -> ModelCheckpoint | None:
-    """The checkpoint callback that keeps the best val/top1_err (not merely the first one configured)."""
+    """The checkpoint callback that keeps the best MONITOR (not merely the first one configured)."""
     found = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor == MONITOR]
     return found[0] if found else None
 

@@ -36,9 +36,9 @@ from alexnet_lit.data.contract import DATA_KEYS, InputContract
 from alexnet_lit.data.sources import check_source
 from alexnet_lit.data.store import load_stats
 from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
+from alexnet_lit.inference import restore
 from alexnet_lit.loggers import command_line_overrides, finish
 from alexnet_lit.metrics import TOP1, TOP5, VIEWS, logged
-from alexnet_lit.module import AlexNetModule
 from alexnet_lit.trainer import instantiate_all, make_trainer
 
 
@@ -102,8 +102,7 @@ def prepare_eval(cfg: DictConfig, explicit: set[str] | None = None,
 def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, float]:
     """``explicit``: the data keys the user gave (default: those on the Hydra command line)."""
     state, stats = prepare_eval(cfg, explicit)
-    model = AlexNetModule(**state["hyper_parameters"])
-    model.load_state_dict(state["state_dict"])
+    model = restore(state)
     datamodule = AlexNetDataModule(stats=stats, **plain(cfg.data))
     trainer = make_trainer(cfg, callbacks=[])
     loggers = instantiate_all(cfg.logger)

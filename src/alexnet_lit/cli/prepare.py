@@ -19,7 +19,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from alexnet_lit.config import ConfigError, PrepareConfig, build, plain
-from alexnet_lit.data.prepare import BadImage, Interrupted, check_out_dir, prepare
+from alexnet_lit.data.chunks import BadImage
+from alexnet_lit.data.prepare import Interrupted, check_out_dir, prepare
 from alexnet_lit.data.sources import unpack_archives
 from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.signals import Signalled

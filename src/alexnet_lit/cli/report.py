@@ -8,8 +8,8 @@
 
 Reads each run's composed config (.hydra/config.yaml), csv/metrics.csv and run.json (report/runs.py); a sweep
 folder's multirun.yaml says which jobs the sweep was to run, so jobs that never started show as missing. The
-tables, the effects against the baseline and how noise is judged: report/write.py. The paper's numbers:
-report/paper_claims.yaml.
+tables: report/write.py; the effects against the baseline and how noise is judged: report/effects.py; the
+paper's numbers: report/paper_claims.yaml.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from alexnet_lit.config import ConfigError, ReportConfig, build
 from alexnet_lit.entry import config_dir, exit_on_user_error, hydra_entry_point
 from alexnet_lit.loggers import should_run_offline
 from alexnet_lit.paths import check_writable
+from alexnet_lit.report.effects import shown
 from alexnet_lit.report.runs import read_runs, read_wandb
 from alexnet_lit.report.wandb_report import build_report, check_online
-from alexnet_lit.report.write import shown, write
+from alexnet_lit.report.write import write
 
 
 def run_paths(runs) -> list[str]:

@@ -11,7 +11,7 @@
 
 Steps: 1. compose and check the config (nothing is read before it passes); 2. the checkpoint to resume (if any)
 and the seed (the checkpoint's when resuming); 3. instantiate the model, data, loggers, callbacks and trainer;
-4. fit; 5. test the checkpoint that was best by val/top1_err on 1 and 10 crops; 6. return the best val/top1_err
+4. fit; 5. test the checkpoint that was best by the val error (metrics.MONITOR) on 1 and 10 crops; 6. return it
 to Hydra (sweepers that optimise read it). A resumed run continues in its run folder: the same CSV (rows after
 the checkpoint's step are dropped, they are logged again), the same W&B run, the same best-checkpoint tracking.
 """
@@ -101,7 +101,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 
 def sweeper_value(metrics: dict[str, float] | None) -> float:
-    """What Hydra sweepers that optimise receive: the run's best val/top1_err (never the last epoch's, never
+    """What Hydra sweepers that optimise receive: the run's best MONITOR (never the last epoch's, never
     None); NaN when nothing was validated or the job failed."""
     return (metrics or {}).get(f"best/{MONITOR}", float("nan"))
 

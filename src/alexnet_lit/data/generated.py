@@ -99,7 +99,7 @@ def dataset_dir(cache_dir: str | os.PathLike, classes: int, train_per_class: int
 
 def ensure_generated(cache_dir: str | os.PathLike, classes: int, train_per_class: int, val_per_class: int,
                      image_size: int, seed: int) -> Path:
-    """Write the data set of ``data.generated`` (GeneratedConfig in config.py has the defaults) once, atomically
+    """Write the data set of ``data.generated`` (GeneratedConfig in config/data.py has the defaults) once, atomically
 (a half-written one is never used), and return its root."""
     if not 2 <= classes <= len(SHAPES):
         raise ValueError(f"data.generated.classes={classes}: must be between 2 and {len(SHAPES)} ({', '.join(SHAPES)})")

@@ -5,7 +5,7 @@
 
 Layers (section 3.5, Figure 2): conv1 96 11x11/4 -> LRN -> max-pool; conv2 256 5x5 -> LRN -> max-pool;
 conv3 384 3x3; conv4 384 3x3; conv5 256 3x3 -> max-pool; fc6 4096; fc7 4096; fc8 num_classes.
-The arguments, their defaults (the paper's) and their allowed values are ``NetConfig`` in config.py:
+The arguments, their defaults (the paper's) and their allowed values are ``NetConfig`` in config/model.py:
 ``AlexNet(width=0.25)`` and ``AlexNet(NetConfig(width=0.25))`` are the same network.
 
 Towers (section 3.2): with ``towers="two"`` the net is the paper's two-GPU net on one device: conv2, conv4 and
@@ -96,7 +96,7 @@ def full_size_fan_in(cfg: NetConfig) -> dict[str, int]:
 
 def check(cfg: NetConfig) -> None:
     """The network's geometry, the one place it is checked (entry points call it before any data is read;
-    ``AlexNet`` calls it too). Each key's own range is its schema's (``ranged`` in config.py, checked by
+    ``AlexNet`` calls it too). Each key's own range is its schema's (``ranged`` in config/fields.py, checked by
     ``build``). Raises ConfigError naming the key."""
     if Init(cfg.init) == Init.cuda_convnet:
         raise ConfigError("model.init=cuda_convnet is the CIFAR nets' layer-file init (model.arch=cifar_*); AlexNet "

@@ -4,7 +4,7 @@ The paper prints
 
     b[i] = a[i] / (k + alpha * sum_{j=max(0, i-n/2)}^{min(N-1, i+n/2)} a[j]^2) ** beta
 
-with k=2, n=5, alpha=1e-4, beta=0.75 (the defaults of ``LRNConfig`` in config.py). Implementations disagree on
+with k=2, n=5, alpha=1e-4, beta=0.75 (the defaults of ``LRNConfig`` in config/model.py). Implementations disagree on
 alpha:
 
 - ``paper``: alpha multiplies the sum of squares, exactly as printed.
