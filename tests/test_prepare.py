@@ -143,16 +143,23 @@ def store_bytes(out: Path) -> dict[str, bytes]:
     return files
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code, tmp_path):
-    """SIGKILL, or Ctrl-C (SIGINT to the parent alone, so the workers cannot help it stop): run again, same bytes."""
-    noisy_set(tmp_path / "raw", per_class=40)
-    reference = tmp_path / "reference"
-    prepare(tmp_path / "raw", reference, chunk_size=4, show_progress=False)
+@pytest.fixture(scope="module")
+def forty_per_class(tmp_path_factory) -> tuple[Path, Path]:
+    """120 images (40 per class) and their store, prepared without interruption: the reference."""
+    root = tmp_path_factory.mktemp("forty")
+    noisy_set(root / "raw", per_class=40)
+    prepare(root / "raw", root / "reference", chunk_size=4, show_progress=False)
+    return root / "raw", root / "reference"
 
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code, forty_per_class, tmp_path,
+                                                                       monkeypatch, capsys):
+    """SIGKILL, or Ctrl-C (SIGINT to the parent alone, so the workers cannot help it stop): run again, same bytes."""
+    raw, reference = forty_per_class
     out = tmp_path / "out"
-    args = [str(PREPARE), f"root={tmp_path / 'raw'}", f"out_dir={out}", "workers=1", "chunk_size=4", "save_every=0"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = [f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=4", "save_every=0"]
+    proc = subprocess.Popen([str(PREPARE), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     state = out / ".progress" / "train.npz"
     deadline = time.time() + 120
     done = 0
@@ -180,8 +187,8 @@ def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code
         time.sleep(0.1)
     assert not left, f"worker processes left behind: {left}"
 
-    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
+    code, err = run_in_process("prepare", args, monkeypatch, capsys)  # run again (its main, in this process)
+    assert code == 0, err
     assert store_bytes(out) == store_bytes(reference)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["splits"]["train"]["images"] == 120
