@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
         found = sorted((ROOT / "logs" / "multiruns").glob("ablations-cifar10-*"))
         run_id = found[-1].name if found else None
         if run_id is None:
-            sys.exit("error: no study in logs/multiruns (ablations-cifar10-*): run the sweep first, or give run_id=")
+            studies.user_error("no study in logs/multiruns (ablations-cifar10-*): run the sweep first, or give run_id=")
     run_id = run_id or f"ablations-cifar10-{time.strftime('%Y%m%d-%H%M%S')}"  # a new folder for each study
     sweep_dir = ROOT / "logs" / "multiruns" / run_id
     out_dir = opts.get("out_dir", str(ROOT / "logs" / "ablations-report"))

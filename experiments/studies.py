@@ -32,6 +32,13 @@ TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 BIN = Path(sys.executable).parent
 
 
+def user_error(message: str) -> None:
+    """A mistake in what the user gave (an option, a missing file): one ``error:`` line on stderr, exit 2, before
+    any work, as every entry point of the package does. A run that failed exits 1 instead."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def cache() -> Path:
     return Path(os.environ.get("ALEXNET_LIT_CACHE", Path.home() / ".cache" / "alexnet-lit"))
 
@@ -40,7 +47,7 @@ def unpacked() -> Path:
     raw = cache() / "cifar10-jpg"
     if not (raw / "train").is_dir():
         if not TARBALL.is_file():
-            sys.exit(f"error: {TARBALL} not found: the experiments read CIFAR-10 from ../shared/data (see its README)")
+            user_error(f"{TARBALL} not found: the experiments read CIFAR-10 from ../shared/data (see its README)")
         raw.mkdir(parents=True, exist_ok=True)
         with tarfile.open(TARBALL) as tar:
             tar.extractall(raw, filter="data")
@@ -55,7 +62,7 @@ def subset(raw: Path, per_class: int) -> Path:
         for cls in sorted(p for p in (raw / "train").iterdir() if p.is_dir()):
             files = sorted(cls.iterdir())
             if len(files) < per_class:
-                sys.exit(f"error: per_class={per_class}: {cls} has {len(files)} images")
+                user_error(f"per_class={per_class}: {cls} has {len(files)} images")
             (out / "train" / cls.name).mkdir(parents=True, exist_ok=True)
             for f in files[:per_class]:
                 link = out / "train" / cls.name / f.name

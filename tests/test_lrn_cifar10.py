@@ -39,5 +39,7 @@ def test_the_step_cost_trains_the_experiments_net_with_and_without_its_two_lrn_l
 
 
 def test_unknown_words_are_one_error_line(capsys):
-    with pytest.raises(SystemExit, match="unknown argument 'costs'"):
+    with pytest.raises(SystemExit, match="^2$"):
         lrn_cifar10.main(["costs"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: unknown argument 'costs'")

@@ -289,7 +289,7 @@ def options(argv: list[str]) -> dict:
     given = dict(a.split("=", 1) for a in argv if "=" in a)
     bad = sorted(set(given) - set(STUDY))
     if unknown or bad:
-        sys.exit(f"error: unknown {'argument' if unknown else 'option'} {(unknown or bad)[0]!r}: "
+        studies.user_error(f"unknown {'argument' if unknown else 'option'} {(unknown or bad)[0]!r}: "
                  f"give quick, plot, park or {', '.join(k + '=' for k in STUDY)}")
     return {**STUDY, **(QUICK if "quick" in words else {}), **given, "plot": "plot" in words, "park": "park" in words}
 
@@ -310,7 +310,7 @@ def main(argv: list[str]) -> None:
         print(f"resuming parked runs: {', '.join(restored)}", flush=True)
     images = int(opts["images"])
     if images % 10 or not 0 < images <= 50000:
-        sys.exit(f"error: images={images}: give a multiple of 10 up to 50000 (the first images/10 of each class)")
+        studies.user_error(f"images={images}: give a multiple of 10 up to 50000 (the first images/10 of each class)")
     opts["store"] = str(studies.store(32, None if images == 50000 else images // 10))
     opts.update(t0=time.monotonic(), argv=argv, machine=f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores",
                 earlier=earlier(out))

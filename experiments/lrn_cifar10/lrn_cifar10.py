@@ -142,7 +142,7 @@ def main(argv: list[str]) -> None:
     given = dict(a.split("=", 1) for a in argv if "=" in a)
     bad = [w for w in words if w not in ("quick", "cost")] + sorted(set(given) - set(STUDY))
     if bad:
-        sys.exit(f"error: unknown argument {bad[0]!r}: give quick, cost or {', '.join(k + '=' for k in STUDY)}")
+        studies.user_error(f"unknown argument {bad[0]!r}: give quick, cost or {', '.join(k + '=' for k in STUDY)}")
     if "cost" in words:
         machine = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
         c = {"machine": machine, "date": time.strftime("%Y-%m-%d"), **cost({})}
@@ -158,7 +158,7 @@ def main(argv: list[str]) -> None:
     opts = {**STUDY, **(QUICK if "quick" in words else {}), **given}
     images, epochs = int(opts["images"]), int(opts["epochs"])
     if images % 10 or not 0 < images <= 50000 or epochs < 3:
-        sys.exit(f"error: images={images} epochs={epochs}: give a multiple of 10 up to 50000 and at least 3 epochs")
+        studies.user_error(f"images={images} epochs={epochs}: give a multiple of 10 up to 50000 and at least 3 epochs")
     opts["store"] = str(studies.store(32, None if images == 50000 else images // 10))
     machine = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
     print(f"machine: {machine}", flush=True)
