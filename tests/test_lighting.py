@@ -11,7 +11,7 @@ import torch
 from alexnet_lit.cli.train import run
 from alexnet_lit.config import LightingConfig
 from alexnet_lit.data.lighting import Normalizer, lighting_shift
-from conftest import TINY, compose_train
+from conftest import TINY, compose_train, run_in_process
 from test_prepare import noisy_set
 
 EIGVAL = torch.tensor([12000.0, 1000.0, 250.0], dtype=torch.float64)  # [0, 255]-scale covariance eigenvalues
@@ -210,7 +210,7 @@ def test_lighting_reaches_training_batches_and_never_evaluation_batches(store, t
 EVAL_CMD = "alexnet-eval"
 
 
-def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_dir):
+def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_dir, monkeypatch, capsys):
     """The checkpoint carries its input contract (crop, pixel_max, normalization, mean image): alexnet-eval
     reproduces the run's test metrics with no statistics file, and refuses a data key that contradicts it."""
     import os
@@ -257,10 +257,11 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
     val_only.mkdir()
     for name in ("manifest.json", "stats.npz", "val.u8", "val_labels.npy"):
         (val_only / name).symlink_to(store / "out" / name)
-    plain_eval = subprocess.run([exe, f"ckpt_path={best}", f"data.root={val_only}", "data.batch_size=4",
-                                 "logger=csv_only", f"hydra.run.dir={tmp_path}/e3"], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=300, env=env)
-    assert plain_eval.returncode == 0, plain_eval.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)  # alexnet-eval's main in this process (the real process ran above)
+    monkeypatch.setenv("ALEXNET_LIT_CACHE", str(cache_dir))
+    code, err = run_in_process("eval", [f"ckpt_path={best}", f"data.root={val_only}", "data.batch_size=4",
+                                        "logger=csv_only", f"hydra.run.dir={tmp_path}/e3"], monkeypatch, capsys)
+    assert code == 0, err[-3000:]
     with open(tmp_path / "e3" / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert float([r["test/loss"] for r in rows if r.get("test/loss")][0]) == pytest.approx(metrics["test/loss"],
