@@ -114,6 +114,27 @@ def test_every_run_is_saved_as_soon_as_it_ends(tmp_path):
     assert saved[:3] == [1, 2, 3]
 
 
+def test_the_ratio_of_an_activation_is_saved_before_the_next_activation_starts(tmp_path):
+    """A study stopped in lecun_tanh's search (a SIGTERM: exit 143) has tanh's ratios in its results.json."""
+    saved: list[dict] = []
+    opts = {**figure1.STUDY, "activations": "relu,tanh,lecun_tanh", "max_epochs": 60, "store": str(tmp_path),
+            "t0": 0.0, "argv": [], "machine": "m"}
+    opts["save"] = lambda results: saved.append(figure1.publish(results, opts))
+
+    def run(act: str, lr: float, seed: int, cap: int) -> dict:
+        if act == "lecun_tanh":
+            raise SystemExit(143)
+        fast, best = (5, 0.004) if act == "relu" else (30, 0.001)
+        r = model_run(best, fast + seed, 0.05, [])(lr, cap)
+        return {**r, "activation": act, "seed": seed, "run_id": f"{act}-{lr:g}-{seed}", "status": "finished",
+                "cap": cap}
+
+    with pytest.raises(SystemExit):
+        figure1.study(opts, run)
+    assert saved[-1]["ratio"]["tanh"]["paper_protocol"] == pytest.approx(31 / 6)
+    assert saved[-1]["ratio"]["tanh"]["naive"] == pytest.approx(34 / 5) and saved[-1]["naive"]["tanh"] == "tanh-0.004-0"
+
+
 def test_a_run_met_twice_is_published_once_with_its_longest_record(tmp_path):
     def rec(n: int) -> dict:
         return {"run_id": "a", "activation": "tanh", "lr": 0.01, "seed": 0, "errors": [0.5] * n, "reached": None,

@@ -180,7 +180,8 @@ def study(opts: dict, run: Callable[[str, float, int, int], dict]) -> dict:
     seeds = [int(s) for s in str(opts["seeds"]).split(",")]
     top = int(opts["max_epochs"])
     results: dict = {"protocol": {k: opts[k] for k in ("images", "net", "max_epochs", "lr0", "activations", "seeds")},
-                     "target": TARGET, "grid": {}, "best": {}, "seeds": {}, "all": []}
+                     "target": TARGET, "grid": {}, "best": {}, "seeds": {}, "ratio": {}, "naive": {}, "ratio_naive": {},
+                     "all": []}
     untracked = run
 
     def run(act: str, lr: float, seed: int, epochs: int) -> dict:  # every run saved as soon as it ends
@@ -200,12 +201,13 @@ def study(opts: dict, run: Callable[[str, float, int, int], dict]) -> dict:
         for s in seeds[1:]:
             results["seeds"][act].append(run(act, best["lr"], s, top))
             opts["save"](results)
-    base = results["seeds"].get("relu")
-    results["ratio"] = {a: ratio(results["seeds"][a], base) for a in acts if a != "relu" and base}
-    if base:
-        relu_lr = results["best"]["relu"]["lr"]
-        results["naive"] = {a: run(a, relu_lr, seeds[0], top) for a in acts if a != "relu"}
-        results["ratio_naive"] = {a: ratio([r], base[:1]) for a, r in results["naive"].items()}
+        base = results["seeds"].get("relu")
+        if act != "relu" and base:  # this activation's ratios as soon as its seeds are in (a study may stop later)
+            # the naive run (at the ReLU's rate) was the first of this activation's search: read back, not rerun
+            naive = run(act, results["best"]["relu"]["lr"], seeds[0], top)
+            results["naive"][act], results["ratio_naive"][act] = naive, ratio([naive], base[:1])
+            results["ratio"][act] = ratio(results["seeds"][act], base)
+            opts["save"](results)
     return results
 
 
