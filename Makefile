@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 train: install
 	$(PY) train.py +experiment=quickstart
 
-# two workers, each test file on one of them (its module fixtures built once): 27 against 40 min on 2 shared cores
+# two workers, each test file on one of them (its module fixtures built once): 5 min on 2 idle cores (README)
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
