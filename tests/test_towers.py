@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,9 +26,15 @@ def test_logits_gradients_and_one_step_equal_the_one_device_net(tmp_path):
     """Same weights, same batch: logits, every parameter's gradient and the weights after one SGD step, with
     dropout off and on (the masks made equal by the same generator state on both ranks, models/towers.py)."""
     out = tmp_path / "parity.json"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(ROOT / "tests" / "towers_worker.py"), str(out)], capture_output=True, text=True,
-                          timeout=300)
+    for attempt in range(2):
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                               str(ROOT / "tests" / "towers_worker.py"), str(out)], capture_output=True, text=True,
+                              timeout=300)
+        # one retry for the one known flake: a rank aborting at exit in gloo's teardown (seen at 34be0b3 too, only
+        # inside the full suite); any other failure, or the abort twice, fails the test
+        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
+            break
+        warnings.warn(f"towers_worker aborted at exit (attempt {attempt + 1}); running it again")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     for case in ("dropout_off", "dropout_on"):
