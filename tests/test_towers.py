@@ -34,7 +34,7 @@ def test_logits_gradients_and_one_step_equal_the_one_device_net(tmp_path):
         # inside the full suite); any other failure, or the abort twice, fails the test
         if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
             break
-        warnings.warn(f"towers_worker aborted at exit (attempt {attempt + 1}); running it again")
+        warnings.warn(f"towers_worker aborted at exit (attempt {attempt + 1}); running it again", stacklevel=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     for case in ("dropout_off", "dropout_on"):
