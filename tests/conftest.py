@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import signal
 import subprocess
@@ -43,20 +45,22 @@ def run_cli(args: list[str], cwd: Path, cache: Path, timeout: int = 300, script:
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
-def run_in_process(name: str, args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+def run_in_process(name: str, args: list[str], monkeypatch, capsys=None) -> tuple[int, str]:
     """An entry point's ``main`` in this process (what a user error or a refusal prints, without the seconds a new
-    process spends importing): its exit code and stderr."""
+    process spends importing): its exit code and stderr (from ``capsys``, or, in a module fixture, which has none,
+    from sys.stderr redirected for the call)."""
     main = importlib.import_module(f"alexnet_lit.cli.{name}").main
     monkeypatch.setattr(sys, "argv", [f"alexnet-{name}", *args])
-    code = 0
+    code, buffer = 0, io.StringIO()
     try:
-        main()
+        with contextlib.redirect_stderr(buffer) if capsys is None else contextlib.nullcontext():
+            main()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return code, capsys.readouterr().err
+    return code, buffer.getvalue() if capsys is None else capsys.readouterr().err
 
 
 KILLER = """

@@ -3,13 +3,11 @@ the same numbers as the one-device ``towers=two`` net, checkpoints that load eit
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -62,30 +60,13 @@ def assert_same_network(a: dict, b: dict) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, cache_dir) -> dict:
-    with pytest.MonkeyPatch.context() as monkeypatch, capture_stderr() as capsys:
+    with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("ALEXNET_LIT_CACHE", str(cache_dir))  # the generated data set the runs trained on
         monkeypatch.setenv("WANDB_MODE", "offline")
-        return towers_runs(tmp_path_factory, cache_dir, monkeypatch, capsys)
+        return towers_runs(tmp_path_factory, cache_dir, monkeypatch)
 
 
-class capture_stderr:
-    """capsys for a module fixture (pytest's is function-scoped): what run_in_process needs of it."""
-
-    def __enter__(self):
-        self.old, self.buffer = sys.stderr, io.StringIO()
-        sys.stderr = self.buffer
-        return self
-
-    def __exit__(self, *exc) -> None:
-        sys.stderr = self.old
-
-    def readouterr(self):
-        text, self.buffer = self.buffer.getvalue(), io.StringIO()
-        sys.stderr = self.buffer
-        return SimpleNamespace(out="", err=text)
-
-
-def towers_runs(tmp_path_factory, cache_dir, monkeypatch, capsys) -> dict:
+def towers_runs(tmp_path_factory, cache_dir, monkeypatch) -> dict:
     """u: 2 epochs on one process; a: epoch 1 on one process, epoch 2 on two (resumed); b: epoch 1 on two (tested,
     and its checkpoint evaluated by alexnet-eval on one process), epoch 2 on one. Dropout on (p=0.5)."""
     tmp = tmp_path_factory.mktemp("towers")
@@ -98,8 +79,7 @@ def towers_runs(tmp_path_factory, cache_dir, monkeypatch, capsys) -> dict:
         assert proc.returncode == 0, proc.stderr[-3000:]
     (best,) = (run_folder(tmp, "b") / "checkpoints").glob("best-*.ckpt")
     code, err = run_in_process("eval", [f"ckpt_path={best}", "+debug=tiny", "logger=csv_only",  # on one process
-                                        f"hydra.run.dir={tmp / 'eval'}", f"out={tmp / 'eval.json'}"], monkeypatch,
-                               capsys)
+                                        f"hydra.run.dir={tmp / 'eval'}", f"out={tmp / 'eval.json'}"], monkeypatch)
     assert code == 0, err[-3000:]
     out["b_epoch1"] = read_rows(run_folder(tmp, "b") / "csv" / "metrics.csv")
     out["eval"] = read_rows(tmp / "eval" / "csv" / "metrics.csv")
