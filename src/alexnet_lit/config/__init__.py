@@ -34,6 +34,7 @@ from alexnet_lit.config.choices import (
     Init,
     LightingMagnitude,
     LRNConvention,
+    LRNKernel,
     Normalize,
     OptimizerName,
     Pool,
@@ -49,10 +50,10 @@ from alexnet_lit.config.tools import KernelsConfig, NeighboursConfig, PredictCon
 from alexnet_lit.config.train import PathsConfig, TrainConfig, TrainerConfig, validate
 
 __all__ = ["SIDE", "Activation", "Arch", "AugmentOn", "ConfigError", "DataConfig", "GeneratedConfig", "Init",
-           "KernelsConfig", "LRNConfig", "LRNConvention", "LightingConfig", "LightingMagnitude", "ModelConfig",
-           "NeighboursConfig", "NetConfig", "Normalize", "OptimizerConfig", "OptimizerName", "PathsConfig", "Pool",
-           "PredictConfig", "PrepareConfig", "ReportConfig", "Scheduler", "SchedulerConfig", "Source",
-           "TowerConv", "Towers", "TrainConfig", "TrainerConfig", "build", "check_data", "check_field",
+           "KernelsConfig", "LRNConfig", "LRNConvention", "LRNKernel", "LightingConfig", "LightingMagnitude",
+           "ModelConfig", "NeighboursConfig", "NetConfig", "Normalize", "OptimizerConfig", "OptimizerName",
+           "PathsConfig", "Pool", "PredictConfig", "PrepareConfig", "ReportConfig", "Scheduler", "SchedulerConfig",
+           "Source", "TowerConv", "Towers", "TrainConfig", "TrainerConfig", "build", "check_data", "check_field",
            "check_ranges", "describe_error", "plain", "ranged", "register", "validate"]
 
 

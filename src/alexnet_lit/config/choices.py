@@ -57,6 +57,12 @@ class LRNConvention(str, Enum):
     caffe = "caffe"  # 1 + alpha/n * sum a^2
 
 
+class LRNKernel(str, Enum):
+    fused = "fused"  # closed-form forward and backward, each one torch.compile'd loop (models/lrn.py)
+    eager = "eager"  # the same closed form, uncompiled: where no compiler runs (fused falls back to it)
+    reference = "reference"  # F.local_response_norm through autograd: the check (and the code before issue 19)
+
+
 class OptimizerName(str, Enum):
     sgd = "sgd"  # torch.optim.SGD
     paper = "paper"  # the printed update rule (paper_sgd.py)

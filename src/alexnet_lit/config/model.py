@@ -10,6 +10,7 @@ from alexnet_lit.config.choices import (
     Arch,
     Init,
     LRNConvention,
+    LRNKernel,
     OptimizerName,
     Pool,
     Scheduler,
@@ -29,6 +30,7 @@ class LRNConfig:
     beta: float = ranged(0.75, lo=0)
     k: float = ranged(2.0, lo=0)
     convention: LRNConvention = LRNConvention.paper
+    kernel: LRNKernel = LRNKernel.fused  # how it is computed (models/lrn.py): the same numbers within rounding
 
 
 @dataclass
