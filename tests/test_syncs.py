@@ -1,6 +1,10 @@
 """No host syncs inside a training step: a device-to-host read (``.item()``, ``float(t)``, ``.tolist()``, ...)
-waits for the device, and on a GPU one per step costs a measurable share of AlexNet's step. The CPU stands in
-for the device: every such read is counted, per step, with the default callbacks, logger and progress bar."""
+waits for the device, and so does every op whose output size depends on the data (``torch.unique``, ``nonzero``,
+a boolean mask, ``masked_select``, ``bincount``): the host must learn the size before it can allocate. On a GPU
+one per step costs a measurable share of AlexNet's step. The CPU stands in for the device: every such read and op
+is counted, per step, with the default callbacks, logger and progress bar (the ops at the dispatcher, so a call
+from C++ or a library counts too). On CUDA, ``make check-gpu`` checks the same with
+``torch.cuda.set_sync_debug_mode``."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections import Counter
 import pytest
 import torch
 from lightning import pytorch as pl
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from alexnet_lit.callbacks import cadence
 from alexnet_lit.callbacks.cadence import logging_step
@@ -16,6 +21,27 @@ from alexnet_lit.cli.train import run
 from conftest import TINY, compose_train
 
 READS = ["item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__", "__index__"]
+# aten ops whose output size (or the Python value they return) depends on the data: the host waits for the device.
+# Not aten's _local_scalar_dense (a C++ .item()): CPU kernels call it to validate their input (one_hot checks its
+# classes on the CPU, not on CUDA: pytorch#57902), which no device would wait for; Python's reads are READS.
+SYNCING = {"nonzero", "unique", "_unique", "_unique2", "unique_dim", "unique_consecutive", "masked_select",
+           "bincount", "histc", "repeat_interleave", "equal", "is_nonzero", "argwhere"}
+
+
+class DataDependentOps(TorchDispatchMode):
+    """Counts the syncing ops at the dispatcher (a boolean mask reaches it as ``index`` with a bool tensor), into
+    the same counter as the Python-level reads."""
+
+    def __init__(self, count: Counter) -> None:
+        super().__init__()
+        self.count = count
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in SYNCING or (name == "index" and any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                                                        for i in (args[1] if len(args) > 1 else ()))):
+            self.count[f"aten.{name}"] += 1
+        return func(*args, **(kwargs or {}))
 
 
 class CountReads(pl.Callback):
@@ -46,6 +72,13 @@ class CountReads(pl.Callback):
                 self.count["(loader, not counted)"] -= sum(self.count.values()) - before
 
         monkeypatch.setattr(_BaseDataLoaderIter, "__next__", fetching)
+        self.ops = DataDependentOps(self.count)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.ops.__enter__()  # the training loop's thread, from the first step to the end of fit
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.ops.__exit__(None, None, None)
 
     def _close(self) -> None:
         if self._step is not None:
