@@ -80,6 +80,24 @@ class KillAt(pl.Callback):
             self.sent = True
             os.kill(os.getpid(), getattr(signal, self.sig))
 
+class SlowWrite(pl.Callback):
+    '''The checkpoint of global step ``step`` is written half, then hangs (until the process is killed): a write
+    in flight, on whichever thread writes it.'''
+    def __init__(self, step: int) -> None:
+        self.step = step
+    def setup(self, trainer, pl_module, stage) -> None:
+        import io, time, torch
+        save = torch.save
+        def slow(obj, f, *args, **kwargs):
+            if not (isinstance(obj, dict) and obj.get("global_step") == self.step):
+                return save(obj, f, *args, **kwargs)
+            buffer = io.BytesIO()
+            save(obj, buffer, *args, **kwargs)
+            f.write(buffer.getvalue()[: buffer.tell() // 2])
+            f.flush()
+            time.sleep(600)
+        torch.save = slow
+
 class SignalInValidation(pl.Callback):
     '''SIGTERM after the first validation batch of epoch ``epoch`` (not the sanity check).'''
     def __init__(self, epoch: int) -> None:
@@ -94,4 +112,4 @@ class SignalInValidation(pl.Callback):
 def killer(tmp_path) -> dict:
     """KILLER importable by a run started with this environment (``+callbacks.kill._target_=killer.KillAt``)."""
     (tmp_path / "killer.py").write_text(textwrap.dedent(KILLER))
-    return {"PYTHONPATH": str(tmp_path)}
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}

@@ -110,7 +110,9 @@ def test_killed_and_resumed_equals_uninterrupted(workers, kill_step, sig, exit_c
         assert f"saved {newest}" in first.stderr and "Traceback" not in first.stderr
         assert f"stopped by {sig} (exit {exit_code})" in first.stderr
     else:
-        assert saved_step == (kill_step if kill_step == STEPS_PER_EPOCH else kill_step // 3 * 3)
+        due = kill_step if kill_step == STEPS_PER_EPOCH else kill_step // 3 * 3
+        before = max(s for s in (*range(0, due, 3), STEPS_PER_EPOCH) if s < due)
+        assert saved_step in (due, before)  # the one before when the kill landed during the due one's (async) write
 
     resumed = train(tmp_path, cache_dir, [*args, "ckpt_path=last"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -124,6 +126,49 @@ def test_killed_and_resumed_equals_uninterrupted(workers, kill_step, sig, exit_c
     assert steps == sorted(set(steps))  # one CSV, each logged step once
     if wandb:
         assert_one_wandb_run_failed_then_finished(folder)
+
+
+def test_a_kill_during_an_asynchronous_write_resumes_from_the_checkpoint_before(uninterrupted, killer, tmp_path,
+                                                                              cache_dir):
+    """step.ckpt of step 9 hangs half-written (SlowWrite) while training goes on (the kill comes at step 11: a
+    write on the training thread would never let it get there); SIGKILL leaves its temporary beside the complete
+    checkpoints of step 7 (the epoch's), which the resume takes, bit-identically to the uninterrupted run."""
+    first = train(tmp_path, cache_dir, ["run_id=w", "data.num_workers=2", "+callbacks.slow._target_=killer.SlowWrite",
+                                        "+callbacks.slow.step=9", "+callbacks.kill._target_=killer.KillAt",
+                                        "+callbacks.kill.step=11", "+callbacks.kill.sig=SIGKILL"], env=killer,
+                  timeout=120)  # a write on the training thread hangs it: the kill never comes
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    folder = run_folder(tmp_path, "w")
+    assert [p.name for p in folder.glob("checkpoints/.step.ckpt.tmp-*")]  # the write in flight at the kill
+    steps = {p.name: torch.load(p, weights_only=True)["global_step"] for p in folder.glob("checkpoints/*.ckpt")}
+    assert steps == {"step.ckpt": 6, "last.ckpt": STEPS_PER_EPOCH, "best-epoch000.ckpt": STEPS_PER_EPOCH}, steps
+    resumed = train(tmp_path, cache_dir, ["run_id=w", "data.num_workers=2", "ckpt_path=last"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not list(folder.glob("checkpoints/.*"))  # the start removed the temporary
+    assert_same_run(uninterrupted[2], folder)
+
+
+def test_the_time_cadence_reads_the_clock_on_logging_steps_only(tmp_path, cache_dir, monkeypatch):
+    """checkpoint_every_minutes: due at every step here (1e-9 minutes), saved on the logging steps (every 5th)
+    only; 10 minutes: never in a run of seconds."""
+    from lightning import pytorch as pl
+
+    from alexnet_lit.cli import train as train_cli
+
+    saved: list[int] = []
+
+    class Saves(pl.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            saved.append(trainer.global_step)
+
+    original = train_cli.extra_callbacks
+    monkeypatch.setattr(train_cli, "extra_callbacks", lambda *a: [*original(*a), Saves()])
+    for minutes, expected in (("1e-9", [5, 10]), ("10", [])):
+        saved.clear()
+        train_here(tmp_path, cache_dir, f"t{minutes}", ["checkpoint_every_n_steps=null", "callbacks.checkpoint=null",
+                                                         "callbacks.last_checkpoint=null", "trainer.log_every_n_steps=5",
+                                                         f"checkpoint_every_minutes={minutes}"])
+        assert saved == expected
 
 
 def assert_one_wandb_run_failed_then_finished(folder: Path) -> None:
@@ -294,14 +339,17 @@ def test_a_failed_write_removes_its_temporary_and_names_the_file(tmp_path, monke
 def test_the_trainer_writes_atomically_into_the_run_folder_and_leaves_signals_to_us(tmp_path):
     import signal as signals_module
 
-    from alexnet_lit.checkpoint import AtomicCheckpointIO
+    from alexnet_lit.checkpoint import AtomicCheckpointIO, QueuedCheckpointIO
     from alexnet_lit.signals import install_handlers
     from alexnet_lit.trainer import make_trainer
     from conftest import compose_train
 
     cfg = compose_train([*TINY], tmp_path / "run", tmp_path / "cache")
     trainer = make_trainer(cfg, [], str(tmp_path / "run"))
-    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    io = trainer.strategy.checkpoint_io
+    assert isinstance(io, QueuedCheckpointIO) and isinstance(io.checkpoint_io, AtomicCheckpointIO)
+    sync = make_trainer(compose_train([*TINY, "checkpoint_async=false"], tmp_path / "run", tmp_path / "cache"), [])
+    assert isinstance(sync.strategy.checkpoint_io, AtomicCheckpointIO)
     assert trainer.default_root_dir == str(tmp_path / "run")
     install_handlers()
     ours = signals_module.getsignal(signals_module.SIGTERM)

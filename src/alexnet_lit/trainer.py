@@ -17,7 +17,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from alexnet_lit.callbacks import StepSeed, StopSafely
-from alexnet_lit.checkpoint import AtomicCheckpointIO
+from alexnet_lit.callbacks.step_checkpoint import StepCheckpoint
+from alexnet_lit.checkpoint import AtomicCheckpointIO, QueuedCheckpointIO
 from alexnet_lit.config import ConfigError
 from alexnet_lit.metrics import MONITOR
 
@@ -37,12 +38,14 @@ def make_trainer(cfg: DictConfig, callbacks: list[Any], run_dir: str | None = No
     """The Trainer of ``cfg.trainer``, without loggers (they start a W&B run: only once everything checks out).
     Lightning's own checks on its arguments (accumulate_grad_batches=0, ...) become one-line errors.
 
-    Also: checkpoints written atomically in their own folder (checkpoint.AtomicCheckpointIO); the run folder as
+    Also: checkpoints written atomically in their own folder (checkpoint.AtomicCheckpointIO), off the training
+    thread unless ``checkpoint_async=false`` (checkpoint.QueuedCheckpointIO); the run folder as
     ``default_root_dir`` (nothing lands in the launch folder); and one owner of the signals: ours
     (signals.py, callbacks/stop.py). Lightning's SLURM handler would checkpoint inside the signal handler, at any
     point of a step (not exactly resumable), and its SIGTERM handler broadcasts from inside the handler, which
     deadlocks when the ranks are elsewhere; so its registration is switched off and SLURM's auto-requeue too."""
-    plugins: list[Any] = [AtomicCheckpointIO()]
+    plugins: list[Any] = [QueuedCheckpointIO(AtomicCheckpointIO()) if cfg.get("checkpoint_async", True)
+                          else AtomicCheckpointIO()]
     if SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=False))
     extra = {"default_root_dir": cfg.trainer.get("default_root_dir") or run_dir}
@@ -59,9 +62,9 @@ def make_trainer(cfg: DictConfig, callbacks: list[Any], run_dir: str | None = No
 
 def extra_callbacks(cfg: DictConfig, seed: int, checkpoints: str) -> list[Any]:
     """What an exact, safe run needs whatever the callbacks group says: per-step dropout seeds, the safe stop,
-    and the step checkpoint (``checkpoint_every_n_steps``)."""
+    and the step checkpoint (``checkpoint_every_n_steps``, else ``checkpoint_every_minutes``)."""
     out: list[Any] = [StepSeed(seed), StopSafely(checkpoints)]
-    if cfg.checkpoint_every_n_steps:
-        out.append(ModelCheckpoint(dirpath=checkpoints, filename="step", monitor=None, save_top_k=1,
-                                   every_n_train_steps=cfg.checkpoint_every_n_steps, enable_version_counter=False))
+    steps, minutes = cfg.get("checkpoint_every_n_steps"), cfg.get("checkpoint_every_minutes")
+    if steps or minutes:
+        out.append(StepCheckpoint(checkpoints, every_n_steps=steps, every_minutes=minutes))
     return out

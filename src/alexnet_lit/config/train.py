@@ -56,7 +56,11 @@ class TrainConfig:
     seed: int | None = ranged(0, 0, 2**32 - 1)  # 0 included; None for no seeding (torch seeds are uint32)
     run_id: str | None = None  # the run folder's name under runs/ (null: the checkpoint's, SLURM's job, the time)
     ckpt_path: str | None = None  # a checkpoint to resume from, or "last": the newest one of the run folder
-    checkpoint_every_n_steps: int | None = ranged(1000, lo=1)  # checkpoints/step.ckpt (null: per epoch only)
+    # checkpoints/step.ckpt within an epoch (callbacks/step_checkpoint.py): every N steps when set, else every M
+    # minutes (read on logging steps); both null: per epoch only. Written off the training thread unless async=false
+    checkpoint_every_n_steps: int | None = ranged(None, lo=1)
+    checkpoint_every_minutes: float | None = ranged(10.0, lo=0, lo_open=True)
+    checkpoint_async: bool = True
     test: bool = True  # after fit, test the best checkpoint on the centre crop and the 10-crop view
     out: str | None = None  # alexnet-eval's JSON result (null: <checkpoint>.eval.json beside the checkpoint)
 
@@ -67,7 +71,7 @@ def validate(cfg: DictConfig, stats_given: bool = False) -> None:
     Raises ConfigError naming the keys. ``stats_given``: the training-set statistics come with a checkpoint."""
     d = build(DataConfig, plain(cfg.data), "data")  # data first: the model's num_classes follows it
     m = build(ModelConfig, plain(cfg.model), "model")
-    for name in ("seed", "checkpoint_every_n_steps"):  # the ranged top-level keys (the groups: build, above)
+    for name in ("seed", "checkpoint_every_n_steps", "checkpoint_every_minutes"):  # the ranged top-level keys (the groups: build, above)
         check_field(TrainConfig, name, cfg.get(name), name)
     trainer = {k: v for k, v in plain(cfg.trainer).items() if k != "_target_"}
     check_ranges(TrainerConfig(**trainer), "trainer")
