@@ -72,7 +72,7 @@ CASES = [
     ("train", ["data.pixel_max=0"], "error: data.pixel_max=0.0: must be > 0"),
     ("train", ["seed=-1"], "error: seed=-1: must be in [0, 4294967295]"),
     ("train", ["checkpoint_every_n_steps=0"], "error: checkpoint_every_n_steps=0: must be >= 1"),
-    ("train", ["checkpoint_every_minutes=0"], "error: checkpoint_every_minutes=0: must be > 0"),
+    ("train", ["checkpoint_every_minutes=0"], "error: checkpoint_every_minutes=0.0: must be > 0"),
     ("train", ["data.timeout=-1"], "error: data.timeout=-1.0: must be >= 0"),
     ("train", ["+model.widht=0.5"], "error: model.widht: Key 'widht' not in 'ModelConfig'"),
     ("train", ["model.foo=1"], "error: model.foo: Key 'foo' not in 'ModelConfig'"),
