@@ -113,3 +113,33 @@ def test_no_host_sync_between_logging_steps(style, tmp_path, cache_dir, monkeypa
     quiet = [(i, n) for i, logged, n in steps if not logged]
     assert quiet and all(n == 0 for _, n in quiet), f"host reads on steps that are not logging steps: {quiet}"
     assert sum(n for _, logged, n in steps if logged) > 0  # the counter sees the reads of the logging steps
+
+
+class CountWaits(pl.Callback):
+    """Device waits (``cadence.wait_for_device``: the throughput clock's) per validation and per test."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.waits, self.runs = 0, []
+        monkeypatch.setattr(cadence, "wait_for_device", lambda device: setattr(self, "waits", self.waits + 1))
+
+    def start(self, *args) -> None:
+        self.waits = 0
+
+    def end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.runs.append(self.waits)
+
+    on_validation_start = on_test_start = start
+    on_validation_end = on_test_end = end
+
+
+def test_the_throughput_clock_waits_once_per_validation_and_test(tmp_path, cache_dir, monkeypatch):
+    """The throughput callback reads the clock (a device sync on CUDA) at the last batch of an evaluation, not at
+    every batch (Lightning's monitor does)."""
+    from alexnet_lit.cli import train as train_cli
+
+    counter, original = CountWaits(monkeypatch), train_cli.extra_callbacks
+    monkeypatch.setattr(train_cli, "extra_callbacks", lambda *a: [*original(*a), counter])
+    run(compose_train([*TINY, "data.generated.val_per_class=8", "trainer.max_epochs=2",
+                       "checkpoint_every_n_steps=null"], tmp_path, cache_dir))
+    assert counter.runs == [1, 1, 1], counter.runs  # 2 validations (5 batches each), the test (both its views)
