@@ -139,6 +139,8 @@ CASES = [
      "has 10 classes but data.num_classes=7"),
     ("describe", ["model.width=0.3"], "error: model.towers=two splits every conv layer"),
     ("describe", ["trainer=towers_cpu", "model.towers=one"], "error: trainer=towers puts the paper's two towers"),
+    ("train", ["trainer=towers_cpu", "model.compile=true"],
+     "error: model.compile=true is not supported with trainer=towers"),
     ("prepare", [], "error: root and out_dir not set: alexnet-prepare root="),
     ("prepare", ["root={tmp}/nowhere", "out_dir={tmp}/out"], "error: root={tmp}/nowhere: no such folder"),
     ("prepare", ["root={tmp}/cats", "out_dir={tmp}/out", "workers=0"], "error: workers=0: must be >= 1"),

@@ -30,7 +30,7 @@ def check(cfg: DictConfig, stats_given: bool = False) -> None:
     model = build(ModelConfig, plain(cfg.model), "model")
     models.check(model)
     if "trainer" in cfg and is_towers_config(cfg.trainer):
-        check_towers(model.towers.value, world_size(cfg.trainer))
+        check_towers(model.towers.value, world_size(cfg.trainer), model.compile)
     progress = (cfg.get("callbacks") or {}).get("progress")
     if progress is not None and progress.get("style") is not None:
         check_style(progress.style)

@@ -84,9 +84,13 @@ class TowerParallelStrategy(ModelParallelStrategy):
         return checkpoint
 
 
-def check_towers(towers: str, world: int) -> None:
-    """The tower strategy's rule, the one place it is written: the two-tower net, 2 processes per tower pair.
-    Checked before any work (checks.py, on the config) and again by the strategy and the module."""
+def check_towers(towers: str, world: int, compiled: bool = False) -> None:
+    """The tower strategy's rule, the one place it is written: the two-tower net, 2 processes per tower pair, not
+    compiled (its forward runs explicit collectives on local shards, which no test compiles: refused rather than
+    untested). Checked before any work (checks.py, on the config) and again by the strategy and the module."""
+    if compiled:
+        raise ConfigError("model.compile=true is not supported with trainer=towers (the towers' collectives run "
+                          "eagerly); use model.compile=false, or trainer=gpu / ddp for a compiled one-device net")
     if towers != "two":
         raise ConfigError(f"trainer=towers puts the paper's two towers on two devices: it needs model.towers=two, "
                           f"not model.towers={towers} (the one-tower nets run on trainer=cpu, gpu or ddp)")
