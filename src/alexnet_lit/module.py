@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 from lightning import pytorch as pl
-from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.utilities import rank_zero_info
 from torch.nn import functional as F
 
@@ -25,6 +24,7 @@ from alexnet_lit import models, parallel, plateau
 from alexnet_lit.checkpoint import upgrade
 from alexnet_lit.config import ModelConfig, OptimizerConfig, build, plain
 from alexnet_lit.data import ten_crop
+from alexnet_lit.flops import step_flops
 from alexnet_lit.metrics import MONITOR, TEN_CROP, error_metrics
 from alexnet_lit.models import towers
 
@@ -87,7 +87,7 @@ class AlexNetModule(pl.LightningModule):
             with torch.device("meta"):
                 net = models.build(self.cfg)
                 x = torch.empty(batch[0].shape[0], net.features[0].in_channels, net.input_size, net.input_size)
-            self.flops_per_batch = measure_flops(net, lambda: net(x), loss_fn=torch.Tensor.sum)
+            self.flops_per_batch = step_flops(lambda: net(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:

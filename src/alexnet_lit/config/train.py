@@ -71,7 +71,8 @@ def validate(cfg: DictConfig, stats_given: bool = False) -> None:
     Raises ConfigError naming the keys. ``stats_given``: the training-set statistics come with a checkpoint."""
     d = build(DataConfig, plain(cfg.data), "data")  # data first: the model's num_classes follows it
     m = build(ModelConfig, plain(cfg.model), "model")
-    for name in ("seed", "checkpoint_every_n_steps", "checkpoint_every_minutes"):  # the ranged top-level keys (the groups: build, above)
+    # the ranged top-level keys (the groups: build, above)
+    for name in ("seed", "checkpoint_every_n_steps", "checkpoint_every_minutes"):
         check_field(TrainConfig, name, cfg.get(name), name)
     trainer = {k: v for k, v in plain(cfg.trainer).items() if k != "_target_"}
     check_ranges(TrainerConfig(**trainer), "trainer")
