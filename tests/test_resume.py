@@ -165,9 +165,9 @@ def test_the_time_cadence_reads_the_clock_on_logging_steps_only(tmp_path, cache_
     monkeypatch.setattr(train_cli, "extra_callbacks", lambda *a: [*original(*a), Saves()])
     for minutes, expected in (("1e-9", [5, 10]), ("10", [])):
         saved.clear()
-        train_here(tmp_path, cache_dir, f"t{minutes}", ["checkpoint_every_n_steps=null", "callbacks.checkpoint=null",
-                                                         "callbacks.last_checkpoint=null", "trainer.log_every_n_steps=5",
-                                                         f"checkpoint_every_minutes={minutes}"])
+        train_here(tmp_path, cache_dir, f"t{minutes}", [
+            "checkpoint_every_n_steps=null", "callbacks.checkpoint=null", "callbacks.last_checkpoint=null",
+            "trainer.log_every_n_steps=5", f"checkpoint_every_minutes={minutes}"])
         assert saved == expected
 
 
