@@ -32,6 +32,7 @@ from alexnet_lit.data.classes import wnids
 from alexnet_lit.data.contract import KEY, InputContract
 from alexnet_lit.data.lighting import Normalizer
 from alexnet_lit.data.order import EpochOrder, Seeded
+from alexnet_lit.data.side_stream import SideStreamCopy
 from alexnet_lit.data.sources import MissingData
 from alexnet_lit.data.store import PreparedSplit, load_stats
 from alexnet_lit.machine import default_workers
@@ -77,6 +78,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         self.batch_size = cfg.batch_size
         self.num_workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         self.pin_memory = torch.cuda.is_available() if cfg.pin_memory is None else cfg.pin_memory
+        self.copier = SideStreamCopy()
         self.persistent_workers, self.prefetch_factor = cfg.persistent_workers, cfg.prefetch_factor
         self.timeout = cfg.timeout
         self.generated, self.cache_dir, self.skip_bad = plain(cfg.generated), cfg.cache_dir, cfg.skip_bad
@@ -200,6 +202,11 @@ class AlexNetDataModule(pl.LightningDataModule):
                                   f"resume with the data settings it was trained with")
         if "epoch" in state:
             self.resume_from = (int(state["epoch"]), int(state["batches"]))
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """On CUDA, on a side stream that overlaps the previous step's compute (data/side_stream.py)."""
+        move = super().transfer_batch_to_device
+        return self.copier(batch, device, lambda b, d: move(b, d, dataloader_idx))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 -> float on the batch's device: PCA lighting (training only, with each sample's own draws), then
