@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint describe clean bench bench-data bench-train bench-towers check-resume ablations
+.PHONY: install train test lint describe clean bench bench-data bench-train bench-towers check-resume check-gpu ablations
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ bench-train: install
 # the two-tower net on one process against two (one tower each), same global batch and cores; bytes exchanged
 bench-towers: install
 	$(PY) experiments/bench_towers.py
+
+# on a machine with one GPU, at most 8 minutes: quickstart on trainer=gpu, device 10-crop, compile, syncs, LRN, speed
+check-gpu: install
+	$(PY) experiments/check_gpu.py
 
 check-resume: install
 	$(PY) experiments/resume_check.py
