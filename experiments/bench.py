@@ -6,8 +6,9 @@
 1. The 200-image sample becomes a prepared store (alexnet-prepare, 256 px; the same images as train and val).
 2. The loader alone: the training loader of that store (workers cut uint8 crops) and the float work of
    ``on_after_batch_transfer`` (PCA lighting, mean image), no model: images/s the data side can deliver.
-3. Training: ``train.py +experiment=paper`` on the store (trainer=cpu, the default callbacks, CSV logger),
-   reading back from its CSV ``train/device/samples_per_sec`` and ``train/data_wait`` (the share of the step
+3. Training: ``train.py +experiment=paper`` on the store (trainer=gpu where CUDA is, else trainer=cpu; the
+   default callbacks, CSV logger), reading back from its CSV ``train/device/samples_per_sec`` and
+   ``train/data_wait`` (the share of the step
    spent waiting for the next batch).
 Verdict: the data side is the bottleneck when data_wait is above 0.2 or the loader alone is not faster than the
 training; otherwise the model is. Prints the CPU first; the last line is data_wait=N.NN.
@@ -80,7 +81,8 @@ def main() -> None:
         loader = loader_alone(store, args.batch, args.workers, max(steps, 8))
         print(f"loader alone ({args.workers} workers, crops + float work in this process): {loader:8.0f} img/s",
               flush=True)
-        cmd = [sys.executable, str(ROOT / "train.py"), "+experiment=paper", f"data.root={store}", "trainer=cpu",
+        cmd = [sys.executable, str(ROOT / "train.py"), "+experiment=paper", f"data.root={store}",
+               f"trainer={'gpu' if torch.cuda.is_available() else 'cpu'}",
                f"data.batch_size={args.batch}", f"data.num_workers={args.workers}", f"trainer.max_epochs={args.epochs}",
                "trainer.log_every_n_steps=2", "test=false", "logger=csv_only", "checkpoint_every_n_steps=null",
                "model.channels_last=true", f"model.width={args.width}", f"paths.log_dir={tmp}/logs", "run_id=bench",

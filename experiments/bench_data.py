@@ -83,9 +83,14 @@ def main() -> None:
             return sum(len(x) for x, _ in loader)
 
         batch = next(iter(loader))[0]
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        on_device = batch.to(device)
+        normalizer.to(device)
 
-        def float_pass() -> int:  # what on_after_batch_transfer does, on the GPU when there is one
-            normalizer(batch.movedim(-1, -3), train=True)
+        def float_pass() -> int:  # what on_after_batch_transfer does: on the GPU when there is one
+            normalizer(on_device.movedim(-1, -3), train=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             return len(batch)
 
         def fused(out_dtype: torch.dtype):
@@ -96,14 +101,16 @@ def main() -> None:
                 return normalizer(x, train=True, lighting_z=z).to(out_dtype)
 
             compiled = torch.compile(work, dynamic=False)
-            z = torch.randn(len(batch), 3)
-            nchw = batch.movedim(-1, -3)
+            z = torch.randn(len(batch), 3, device=device)
+            nchw = on_device.movedim(-1, -3)
             exact = out_dtype == torch.float32
             torch.testing.assert_close(compiled(nchw, z).float(), normalizer(nchw, train=True, lighting_z=z),
                                        rtol=1e-5 if exact else 1e-2, atol=1e-3 if exact else 0.5)
 
             def run() -> int:
                 compiled(nchw, z)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 return len(batch)
             return run
 
@@ -119,10 +126,12 @@ def main() -> None:
     print(f"images: {n} real ILSVRC-2012 JPEGs from {args.images}; cpu: {cpu}; 1 process, 1 torch thread")
     print(f"reference (ImageFolder + PIL, Resize/RandomCrop/Flip/ToTensor/Normalize): {ref_rate:8.0f} images/s/core")
     print(f"ours, loader (prepared store, random crop + flip on uint8, batches of 128): {our_rate:8.0f} images/s/core")
-    print(f"ours, batch float work (PCA lighting + mean image, 1 CPU thread):         {float_rate:8.0f} images/s/core")
-    print(f"ours, both on one CPU core (no GPU to take the float work):              {both:8.0f} images/s/core")
-    print(f"float work fused by torch.compile, fp32 out (1 CPU thread):               {fused32:8.0f} images/s/core")
-    print(f"float work fused by torch.compile, bf16 out (1 CPU thread):               {fused16:8.0f} images/s/core")
+    where = "the GPU" if device.type == "cuda" else "1 CPU thread"
+    print(f"ours, batch float work (PCA lighting + mean image, {where}): {float_rate:8.0f} images/s")
+    if device.type == "cpu":
+        print(f"ours, both on one CPU core (no GPU to take the float work):              {both:8.0f} images/s/core")
+    print(f"float work fused by torch.compile, fp32 out ({where}): {fused32:8.0f} images/s")
+    print(f"float work fused by torch.compile, bf16 out ({where}): {fused16:8.0f} images/s")
     print(f"fused_float_vs_ours={fused32 / float_rate:.1f} fused_bf16_float_vs_ours={fused16 / float_rate:.1f}")
     print(f"prepare (decode + 256 px store, 1 worker):                               {prepare_rate:8.0f} images/s/core")
     print(f"speedup_incl_float_on_cpu={both / ref_rate:.1f}")
