@@ -8,8 +8,7 @@
    ``on_after_batch_transfer`` (PCA lighting, mean image), no model: images/s the data side can deliver.
 3. Training: ``train.py +experiment=paper`` on the store (trainer=gpu where CUDA is, else trainer=cpu; the
    default callbacks, CSV logger), reading back from its CSV ``train/device/samples_per_sec`` and
-   ``train/data_wait`` (the share of the step
-   spent waiting for the next batch).
+   ``train/data_wait`` (the share of the step spent waiting for the next batch).
 Verdict: the data side is the bottleneck when data_wait is above 0.2 or the loader alone is not faster than the
 training; otherwise the model is. Prints the CPU first; the last line is data_wait=N.NN.
 """
