@@ -378,3 +378,41 @@ def test_data_loader_workers_have_the_configured_timeout(tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     assert dm.train_dataloader().timeout == 7 and dm.val_dataloader().timeout == 7
+
+
+def test_queued_writes_see_the_tensors_as_they_were_at_the_save(tmp_path):
+    """The snapshot is taken on the training thread: a write still in flight keeps its own copy while the next
+    step changes the weights and the next save takes fresh buffers; once the writes are done, buffers are reused
+    (copied into, not cloned)."""
+    import threading
+
+    from lightning.fabric.plugins import CheckpointIO
+
+    from alexnet_lit.checkpoint import QueuedCheckpointIO
+
+    release, written, history = threading.Event(), {}, []
+
+    class Held(CheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            if path == "a":
+                release.wait(30)
+            written[path] = checkpoint["w"].clone()
+            history.append((path, checkpoint["w"].tolist()))
+
+        def load_checkpoint(self, *args, **kwargs): ...
+        def remove_checkpoint(self, path): written.pop(path)
+
+    io, w = QueuedCheckpointIO(Held()), torch.zeros(4)
+    io.save_checkpoint({"w": w, "step": 1}, "a")  # held in flight
+    w += 1
+    io.save_checkpoint({"w": w, "step": 2}, "b")  # a still writing: fresh buffers, not a's
+    first = io._buffers[0]
+    w += 1
+    release.set()
+    io.remove_checkpoint("a")  # queued behind the writes
+    io.teardown()
+    assert history == [("a", [0.0] * 4), ("b", [1.0] * 4)]  # each as at its save
+    assert set(written) == {"b"}  # a removed after its write, not before
+    io.save_checkpoint({"w": w, "step": 3}, "c")
+    io.teardown()
+    assert io._buffers[0] is first and torch.equal(written["c"], torch.full((4,), 2.0))

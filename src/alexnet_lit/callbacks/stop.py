@@ -105,7 +105,9 @@ class StopSafely(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         """Refuse non-finite weights; write out what the loggers hold (the CSV then has every row up to the
         checkpoint when the checkpoint exists: a resume drops the rows after it, and none are missing)."""
-        finite = torch.stack([torch.isfinite(local(p)).all() for p in pl_module.parameters()]).all()  # own shard
+        # a sum is non-finite when an element is (one reduction a tensor; isfinite() writes a bool per element:
+        # measured 0.1-1.4 s for the paper's net, on the training thread)
+        finite = torch.isfinite(torch.stack([local(p).detach().float().sum() for p in pl_module.parameters()])).all()
         bad = ~finite if self.bad is None else (~finite | self.bad)
         if trainer.world_size > 1:
             bad = trainer.strategy.reduce(bad.to(torch.int64), reduce_op="max")

@@ -23,8 +23,9 @@ and the closed-form backward (as cuda-convnet's and Caffe's LRN layers do):
     dx[i] = g[i] s[i]^-beta - 2 beta alpha/n a[i] sum_{j: i in window(j)} g[j] a[j] s[j]^(-beta-1)
 
 each as one ``torch.compile``d region (C++ on a CPU, Triton on CUDA), in the input's dtype and memory format with
-the window sums accumulated in fp32; s is saved for the backward in the input's dtype. s^-beta is ``rsqrt(s sqrt(s))`` for the paper's beta=0.75 (a generic pow was the kernel's bottleneck: 8x
-slower on the CPU) and ``exp(-beta log s)`` otherwise. ``eager`` runs the same closed form uncompiled (``fused``
+the window sums accumulated in fp32; s is saved for the backward in the input's dtype. s^-beta is
+``rsqrt(s sqrt(s))`` for the paper's beta=0.75 (a generic pow was the kernel's bottleneck: 8x slower on the CPU)
+and ``exp(-beta log s)`` otherwise. ``eager`` runs the same closed form uncompiled (``fused``
 falls back to it, with a warning, where the compiler cannot run); ``reference`` is ``F.local_response_norm``.
 
 The constants were chosen for the paper's input scale, raw 8-bit pixels minus the mean (``data.pixel_max=255``):
