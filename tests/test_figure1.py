@@ -154,6 +154,12 @@ def test_options_refuse_unknown_words(capsys):
     assert figure1.options(["quick"])["images"] == 10000
 
 
+def test_another_nets_row_writes_its_own_results_never_the_80sec_studys():
+    assert figure1.options([])["out_dir"] == str(figure1.HERE)
+    assert figure1.options(["net=cifar_19pct"])["out_dir"] == str(figure1.HERE / "cifar_19pct")
+    assert figure1.options(["net=cifar_19pct", "out_dir=/x"])["out_dir"] == "/x"
+
+
 def test_a_real_run_is_read_back_and_extended(tmp_path, cache_dir):
     """+experiment=figure1 through train.py (tiny data): its epochs from metrics.csv, then one more epoch by
     resuming its last checkpoint, not by training again."""

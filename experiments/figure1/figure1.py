@@ -3,7 +3,7 @@ error six times faster with ReLUs than with tanh units, each at its own fastest 
 
     python experiments/figure1/figure1.py              # the study: 50,000 images, relu, tanh, lecun_tanh, 3 seeds
     python experiments/figure1/figure1.py quick        # 10,000 images (1,000 a class), relu and tanh, 1 seed, 15 epochs
-    python experiments/figure1/figure1.py net=cifar_19pct activations=relu,tanh seeds=0   # the 19pct net's row
+    python experiments/figure1/figure1.py net=cifar_19pct activations=relu,tanh seeds=0   # the 19pct row: cifar_19pct/
     python experiments/figure1/figure1.py plot         # redraw figure1.png from results.json
     python experiments/figure1/figure1.py park         # after stopping it (SIGTERM): its unfinished runs, to commit
 
@@ -293,7 +293,10 @@ def options(argv: list[str]) -> dict:
     if unknown or bad:
         studies.user_error(f"unknown {'argument' if unknown else 'option'} {(unknown or bad)[0]!r}: "
                  f"give quick, plot, park or {', '.join(k + '=' for k in STUDY)}")
-    return {**STUDY, **(QUICK if "quick" in words else {}), **given, "plot": "plot" in words, "park": "park" in words}
+    opts = {**STUDY, **(QUICK if "quick" in words else {}), **given, "plot": "plot" in words, "park": "park" in words}
+    if "out_dir" not in given and "quick" not in words and opts["net"] != STUDY["net"]:
+        opts["out_dir"] = str(HERE / opts["net"])  # another net's row: its own results.json, never over 80sec's
+    return opts
 
 
 def main(argv: list[str]) -> None:
