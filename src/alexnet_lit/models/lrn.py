@@ -101,6 +101,9 @@ def lrn_backward(g: torch.Tensor, x: torch.Tensor, s: torch.Tensor, dim: int, n:
     return (ga * p - (2 * beta * alpha_n) * a * back).to(g.dtype)
 
 
+EAGER = {"forward": lrn_forward, "backward": lrn_backward}
+
+
 class _Compiled:
     """``lrn_forward`` and ``lrn_backward`` compiled once a process, or the eager ones after a compiler failure."""
 
@@ -119,7 +122,7 @@ class _Compiled:
                 self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 warnings.warn(f"model.lrn.kernel=fused: torch.compile cannot build the LRN kernel here "
                               f"({self.failed}); using model.lrn.kernel=eager (the same formula, slower)", stacklevel=2)
-        return (lrn_forward if which == "forward" else lrn_backward)(*args)
+        return EAGER[which](*args)
 
 
 _COMPILED: _Compiled | None = None
@@ -130,7 +133,7 @@ def _kernel(which: str, compiled: bool, *args) -> torch.Tensor:
     if compiled and not torch.compiler.is_compiling():  # inside model.compile=true the outer graph fuses it
         _COMPILED = _COMPILED or _Compiled()
         return _COMPILED(which, *args)
-    return (lrn_forward if which == "forward" else lrn_backward)(*args)
+    return EAGER[which](*args)
 
 
 def _tower_view(x: torch.Tensor, groups: int) -> tuple[torch.Tensor, int, bool]:
