@@ -6,7 +6,9 @@ once (``store``; ``python experiments/cifar10.py SIZE`` makes one by hand), and 
    with ``val`` naming the test split (alexnet-prepare's splits are train and val; CIFAR-10's are train and test).
 2. ``per_class=N``: a folder of links to the first N training files of each class (sorted names), the whole test
    split; its store's mean image is that of those N x 10 images, as cuda-convnet's was of the batches it trained on.
-3. ``alexnet-prepare size=S``: the store with its mean image and RGB PCA; skipped when its manifest says complete.
+3. ``alexnet-prepare size=S format=raw``: the store with its mean image and RGB PCA; skipped when its manifest says
+   complete. Raw, as every committed study was measured (``fmt="jpeg"``: the JPEG store of the same images, for
+   experiments/jpeg_store).
 
 ``launch`` starts one train.py run in its own folder, resumed from its last checkpoint when it has one: what the
 study drivers (figure1, lrn_cifar10) share. ``park`` / ``unpark``: logs/ is not committed, so a study that must stop
@@ -72,15 +74,17 @@ def subset(raw: Path, per_class: int) -> Path:
     return out
 
 
-def store(size: int, per_class: int | None = None) -> Path:
+def store(size: int, per_class: int | None = None, fmt: str = "raw", quality: int = 90) -> Path:
     """The store's folder (data.root), made when absent or incomplete."""
     raw = unpacked()
     src = subset(raw, per_class) if per_class else raw
-    out = cache() / (f"cifar10-{size}" + (f"-{per_class}pc" if per_class else ""))
+    out = cache() / (f"cifar10-{size}" + (f"-{per_class}pc" if per_class else "") +
+                     (f"-jpeg{quality}" if fmt == "jpeg" else ""))
     manifest = out / "manifest.json"
     if '"complete": true' not in (manifest.read_text() if manifest.is_file() else ""):
         t = time.monotonic()
-        cmd = [str(BIN / "alexnet-prepare"), f"root={src}", f"out_dir={out}", f"size={size}", "custom_classes=true"]
+        cmd = [str(BIN / "alexnet-prepare"), f"root={src}", f"out_dir={out}", f"size={size}", "custom_classes=true",
+               f"format={fmt}", *([f"quality={quality}"] if fmt == "jpeg" else [])]
         print(f"== prepare: {' '.join(cmd)}", flush=True)
         if subprocess.call(cmd, cwd=ROOT) != 0:
             sys.exit(f"error: alexnet-prepare failed for {out}")

@@ -62,13 +62,14 @@ def test_channel_normalization_scales_with_pixel_max(pixel_max):
     torch.testing.assert_close(norm(x, train=True), torchvision_style * pixel_max, rtol=1e-5, atol=1e-5 * pixel_max)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
+@pytest.fixture(scope="module", params=["jpeg", "raw"])
+def store(request, tmp_path_factory):
+    """A store in each format: every test of the paper recipe on a store runs on both."""
     from alexnet_lit.data.prepare import prepare
 
-    root = tmp_path_factory.mktemp("store")
+    root = tmp_path_factory.mktemp(f"store-{request.param}")
     noisy_set(root / "raw", per_class=6, size=(300, 260), classes=(7, 300, 999))
-    prepare(root / "raw", root / "out", show_progress=False)
+    prepare(root / "raw", root / "out", show_progress=False, format=request.param)
     return root
 
 
@@ -106,8 +107,9 @@ def test_the_store_ships_whole_rows_for_the_10_crop_view_and_the_device_cuts_the
 
 
 def test_crops_cut_on_the_device_are_the_workers_crops(store, tmp_path, cache_dir):
-    """data.augment_on=device: the workers draw (top, left, flip) with the sample's own seed and ship the row; the
-    batch cut on the device equals, bit for bit, the batch the workers would have cut (and so its floats)."""
+    """data.augment_on=device: the workers draw (top, left, flip) with the sample's own seed and ship the row (a JPEG
+    store: its bytes); the batch cut on the device equals, bit for bit, the batch the workers would have cut (and so
+    its floats)."""
     from types import SimpleNamespace
 
     from alexnet_lit.config import plain
@@ -123,6 +125,11 @@ def test_crops_cut_on_the_device_are_the_workers_crops(store, tmp_path, cache_di
         raw = next(iter(dm.train_dataloader()))
         batches[where] = (raw, dm.on_after_batch_transfer(raw, 0))
     (rows, draws), crops = batches["device"][0][0], batches["workers"][0][0]
+    if "jpeg" in store.name:  # the JPEG store ships each row's bytes; the device decodes the batch at once
+        from alexnet_lit.data.jpeg import EncodedBatch
+
+        assert isinstance(rows, EncodedBatch) and len(rows) == 6 and rows.items[0].data.dim() == 1
+        rows, _ = rows.decode("cpu")
     assert tuple(rows.shape[1:]) == (256, 256, 3) and tuple(crops.shape[1:]) == (224, 224, 3)
     assert 0 < int(draws[:, 2].sum()) < 6  # some mirrored, some not: both branches compared
     assert len({(int(t), int(s)) for t, s in draws[:, :2]}) > 1
@@ -131,6 +138,8 @@ def test_crops_cut_on_the_device_are_the_workers_crops(store, tmp_path, cache_di
 
 
 def test_raw_folder_uses_canonical_labels(store, tmp_path, cache_dir):
+    if "jpeg" in store.name:
+        pytest.skip("reads the image folders the store was made from: once is enough")
     cfg = compose_train(["data=imagenet", *TINY, f"data.root={store / 'raw'}", "data.batch_size=4",
                          "data.resize_size=72", "data.crop_size=64", "trainer.limit_train_batches=2"],
                         tmp_path, cache_dir)
@@ -255,8 +264,9 @@ def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_d
     # a store holding only the validation split, named by data.root alone (no data= group): read as a store
     val_only = tmp_path / "val_only"
     val_only.mkdir()
-    for name in ("manifest.json", "stats.npz", "val.u8", "val_labels.npy"):
-        (val_only / name).symlink_to(store / "out" / name)
+    for name in ("manifest.json", "stats.npz", "val.u8", "val.jpeg", "val_index.npy", "val_labels.npy"):
+        if (store / "out" / name).exists():
+            (val_only / name).symlink_to(store / "out" / name)
     monkeypatch.chdir(tmp_path)  # alexnet-eval's main in this process (the real process ran above)
     monkeypatch.setenv("ALEXNET_LIT_CACHE", str(cache_dir))
     code, err = run_in_process("eval", [f"ckpt_path={best}", f"data.root={val_only}", "data.batch_size=4",

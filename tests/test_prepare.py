@@ -121,10 +121,23 @@ def noisy_set(root: Path, per_class: int, size=(640, 480), classes=(0, 1, 2), se
                 Image.fromarray(arr).save(d / f"{i:04d}.JPEG", quality=90)
 
 
-def test_statistics_match_a_direct_computation(tmp_path):
+FORMATS = ["jpeg", "raw"]
+
+
+def decoded_rows(out: Path, split: str = "train") -> np.ndarray:
+    """Every row of a store as training reads it (a JPEG store's decoded pixels)."""
+    from alexnet_lit.data.store import PreparedSplit
+
+    ds = PreparedSplit(out, split)
+    return np.stack([np.asarray(ds.image(i)) for i in range(len(ds))])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_statistics_match_a_direct_computation(fmt, tmp_path):
+    """Of the pixels training reads: for a JPEG store, the decoded JPEGs, not the squares before encoding."""
     noisy_set(tmp_path / "raw", per_class=4, size=(300, 260))
-    prepare(tmp_path / "raw", tmp_path / "out", chunk_size=5, workers=2, show_progress=False)
-    rows = np.fromfile(tmp_path / "out" / "train.u8", dtype=np.uint8).reshape(-1, SIZE, SIZE, 3).astype(np.float64)
+    prepare(tmp_path / "raw", tmp_path / "out", chunk_size=5, workers=2, show_progress=False, format=fmt)
+    rows = decoded_rows(tmp_path / "out").astype(np.float64)
     stats = np.load(tmp_path / "out" / "stats.npz")
     np.testing.assert_allclose(stats["mean_image"], rows.mean(0), rtol=1e-12)
     pixels = rows.reshape(-1, 3)
@@ -136,29 +149,32 @@ def test_statistics_match_a_direct_computation(tmp_path):
 
 
 def store_bytes(out: Path) -> dict[str, bytes]:
-    names = ["train.u8", "val.u8", "train_labels.npy", "val_labels.npy"]
-    files = {n: (out / n).read_bytes() for n in names}
+    """Every file of the store but its progress state, and the statistics' arrays (not their zip container)."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+             if p.is_file() and ".progress" not in p.parts and p.name != "manifest.json"}
     with np.load(out / "stats.npz") as z:
         files.update({k: z[k].tobytes() for k in z.files})
     return files
 
 
 @pytest.fixture(scope="module")
-def forty_per_class(tmp_path_factory) -> tuple[Path, Path]:
-    """120 images (40 per class) and their store, prepared without interruption: the reference."""
+def forty_per_class(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """120 images (40 per class) and their stores, prepared without interruption: the references."""
     root = tmp_path_factory.mktemp("forty")
     noisy_set(root / "raw", per_class=40)
-    prepare(root / "raw", root / "reference", chunk_size=4, show_progress=False)
-    return root / "raw", root / "reference"
+    for fmt in FORMATS:
+        prepare(root / "raw", root / f"store-{fmt}", chunk_size=4, show_progress=False, format=fmt)
+    return root / "raw", {fmt: root / f"store-{fmt}" for fmt in FORMATS}
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code, forty_per_class, tmp_path,
+@pytest.mark.parametrize("sig, code, fmt", [(signal.SIGKILL, -signal.SIGKILL, "jpeg"), (signal.SIGINT, 130, "raw"),
+                                            (signal.SIGTERM, 143, "jpeg"), (signal.SIGKILL, -signal.SIGKILL, "raw")])
+def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code, fmt, forty_per_class, tmp_path,
                                                                        monkeypatch, capsys):
     """SIGKILL, or Ctrl-C (SIGINT to the parent alone, so the workers cannot help it stop): run again, same bytes."""
-    raw, reference = forty_per_class
-    out = tmp_path / "out"
-    args = [f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=4", "save_every=0"]
+    raw, references = forty_per_class
+    reference, out = references[fmt], tmp_path / "out"
+    args = [f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=4", "save_every=0", f"format={fmt}"]
     proc = subprocess.Popen([str(PREPARE), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     state = out / ".progress" / "train.npz"
     deadline = time.time() + 120
@@ -190,6 +206,8 @@ def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code
     code, err = run_in_process("prepare", args, monkeypatch, capsys)  # run again (its main, in this process)
     assert code == 0, err
     assert store_bytes(out) == store_bytes(reference)
+    assert (out / "manifest.json").read_text() == (reference / "manifest.json").read_text().replace(
+        str(reference), str(out))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["splits"]["train"]["images"] == 120
 
@@ -246,7 +264,8 @@ def test_a_store_of_another_source_is_refused_and_overwrite_rebuilds_it(tmp_path
     assert every_file(out) == every_file(tmp_path / "fresh")
 
 
-def test_a_bad_file_fixed_in_place_is_redone(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_bad_file_fixed_in_place_is_redone(fmt, tmp_path, monkeypatch, capsys):
     """As the error message advises: copy a good JPEG over the bad file and run again. Only its chunk is redone
     (its old rows leave the statistics first), and the store equals a fresh prepare of the fixed tree."""
     raw = tmp_path / "raw"
@@ -255,19 +274,19 @@ def test_a_bad_file_fixed_in_place_is_redone(tmp_path, monkeypatch, capsys):
     good = bad.read_bytes()
     bad.write_bytes(good[: len(good) // 3])
     out = tmp_path / "out"
-    args = [f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=3"]
+    args = [f"root={raw}", f"out_dir={out}", "workers=1", "chunk_size=3", f"format={fmt}"]
     code, err = run_in_process("prepare", args, monkeypatch, capsys)  # alexnet-prepare's main, in this process
     assert code == 1 and str(bad) in err
     bad.write_bytes(good)
     code, err = run_in_process("prepare", args, monkeypatch, capsys)
     assert code == 0, err
-    prepare(raw, tmp_path / "fresh", chunk_size=3, show_progress=False)
+    prepare(raw, tmp_path / "fresh", chunk_size=3, show_progress=False, format=fmt)
     assert every_file(out) == every_file(tmp_path / "fresh")
     # and a file replaced after a complete run: the next run notices it too
     other = raw / "train" / wnids()[2] / "0000.JPEG"
     (raw / "train" / wnids()[0] / "0001.JPEG").replace(other)
-    prepare(raw, out, chunk_size=3, show_progress=False)
-    prepare(raw, tmp_path / "fresh2", chunk_size=3, show_progress=False)
+    prepare(raw, out, chunk_size=3, show_progress=False, format=fmt)
+    prepare(raw, tmp_path / "fresh2", chunk_size=3, show_progress=False, format=fmt)
     assert every_file(out) == every_file(tmp_path / "fresh2")
 
 
@@ -276,7 +295,7 @@ def test_size_makes_a_smaller_store_that_training_reads_at_its_size(tmp_path):
     from alexnet_lit.data.store import PreparedSplit, store_size
 
     noisy_set(tmp_path / "raw", per_class=3, size=(50, 40))
-    manifest = prepare(tmp_path / "raw", tmp_path / "out", workers=1, show_progress=False, size=36)
+    manifest = prepare(tmp_path / "raw", tmp_path / "out", workers=1, show_progress=False, size=36, format="raw")
     assert manifest["params"]["size"] == 36 and store_size(tmp_path / "out") == 36
     rows = np.fromfile(tmp_path / "out" / "train.u8", dtype=np.uint8).reshape(-1, 36, 36, 3)
     first = sorted((tmp_path / "raw" / "train" / wnids()[0]).iterdir())[0]

@@ -30,6 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from alexnet_lit.config import ConfigError, describe_error
 from alexnet_lit.data.classes import UnknownClassFolder
+from alexnet_lit.data.jpeg import BadSample
 from alexnet_lit.data.prepare import StoreMismatch
 from alexnet_lit.data.sources import DecodeError, MissingData
 from alexnet_lit.data.store import MissingStore
@@ -73,7 +74,7 @@ def check_argv(argv: list[str]) -> str | None:
 # --- user errors -----------------------------------------------------------------------------------------------
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors in what the user gave (config, paths, data): one line naming the key or file, exit 2."""
-    return ConfigError, MissingData, MissingStore, UnknownClassFolder, DecodeError, StoreMismatch
+    return ConfigError, MissingData, MissingStore, UnknownClassFolder, DecodeError, StoreMismatch, BadSample
 
 
 def one_line(e: BaseException) -> str:

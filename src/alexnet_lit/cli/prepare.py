@@ -1,13 +1,15 @@
 """Raw ImageNet to the 256 px store, once (alexnet_lit/data/prepare.py has the steps).
 
-    alexnet-prepare root=/data/imagenet out_dir=/data/imagenet-256
+    alexnet-prepare root=/data/imagenet out_dir=/data/imagenet-256              # JPEG, quality 90: ~1/8 of raw
+    alexnet-prepare root=/data/imagenet out_dir=/data/imagenet-256 quality=95   # larger, closer to the pixels
+    alexnet-prepare root=/data/imagenet out_dir=/data/imagenet-256-raw format=raw  # uint8 rows, no decode
     alexnet-prepare root=/data/ilsvrc-archives archives=true out_dir=/data/imagenet-256
     python train.py +experiment=paper data.root=/data/imagenet-256
 
 Exit codes: 0 done; 2 a user error (a missing or wrong key, no such root, an out_dir holding another source's
-store, a class folder that is not a wnid), one line, before any work; 1 undecodable files were found (listed,
-and in manifest.json; fix them and run again, or skip_bad=true); 130 Ctrl-C and 143 SIGTERM, after saving what
-is finished: the same command continues.
+store or one of another format, a class folder that is not a wnid), one line, before any work; 1 undecodable
+files were found (listed, and in manifest.json; fix them and run again, or skip_bad=true); 130 Ctrl-C and 143
+SIGTERM, after saving what is finished: the same command continues.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def check_prepare(cfg: DictConfig) -> PrepareConfig:
     if not root.is_dir():
         raise ConfigError(f"root={c.root}: no such folder; it must hold train/<wnid>/ and val/<wnid>/ image folders"
                           + (" (or the official archives, with archives=true)" if not c.archives else ""))
-    check_out_dir(out, root, c.overwrite)
+    check_out_dir(out, root, c.overwrite, c.format)
     return c
 
 
@@ -55,7 +57,9 @@ def run(cfg: DictConfig) -> None:
         print(f"interrupted ({e}); run the same command again to continue", file=sys.stderr)
         sys.exit(code)
     for split, info in manifest["splits"].items():
-        print(f"{split}: {info['images']} images of {info['files']} files, {len(info['per_class'])} classes")
+        per_image = info["bytes"] / max(1, info["images"])
+        print(f"{split}: {info['images']} images of {info['files']} files, {len(info['per_class'])} classes, "
+              f"{info['bytes'] / 2**20:,.1f} MiB ({per_image / 1024:.1f} KiB an image)")
     if manifest["skipped"]:
         print(f"skipped {len(manifest['skipped'])} undecodable file(s), listed in {c.out_dir}/manifest.json")
     print(f"store: {c.out_dir}  (train with data=imagenet_prepared data.root={c.out_dir})")

@@ -31,6 +31,7 @@ from alexnet_lit.config.choices import (
     Activation,
     Arch,
     AugmentOn,
+    Chroma,
     Init,
     LightingMagnitude,
     LRNConvention,
@@ -40,6 +41,7 @@ from alexnet_lit.config.choices import (
     Pool,
     Scheduler,
     Source,
+    StoreFormat,
     TowerConv,
     Towers,
 )
@@ -49,12 +51,12 @@ from alexnet_lit.config.model import LRNConfig, ModelConfig, NetConfig, Optimize
 from alexnet_lit.config.tools import KernelsConfig, NeighboursConfig, PredictConfig, PrepareConfig, ReportConfig
 from alexnet_lit.config.train import PathsConfig, TrainConfig, TrainerConfig, validate
 
-__all__ = ["SIDE", "Activation", "Arch", "AugmentOn", "ConfigError", "DataConfig", "GeneratedConfig", "Init",
+__all__ = ["SIDE", "Activation", "Arch", "AugmentOn", "Chroma", "ConfigError", "DataConfig", "GeneratedConfig", "Init",
            "KernelsConfig", "LRNConfig", "LRNConvention", "LRNKernel", "LightingConfig", "LightingMagnitude",
            "ModelConfig", "NeighboursConfig", "NetConfig", "Normalize", "OptimizerConfig", "OptimizerName",
            "PathsConfig", "Pool", "PredictConfig", "PrepareConfig", "ReportConfig", "Scheduler", "SchedulerConfig",
-           "Source", "TowerConv", "Towers", "TrainConfig", "TrainerConfig", "build", "check_data", "check_field",
-           "check_ranges", "describe_error", "plain", "ranged", "register", "validate"]
+           "Source", "StoreFormat", "TowerConv", "Towers", "TrainConfig", "TrainerConfig", "build", "check_data",
+           "check_field", "check_ranges", "describe_error", "plain", "ranged", "register", "validate"]
 
 
 def alexnet_else(arch: str, on_alexnet: Any, otherwise: Any) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from alexnet_lit.config.choices import Chroma, StoreFormat
 from alexnet_lit.config.data import SIDE
 from alexnet_lit.config.fields import ranged
 
@@ -27,6 +28,9 @@ class PrepareConfig:
     save_every: float = ranged(5.0, lo=0)  # seconds between progress saves
     overwrite: bool = False  # out_dir holds a store of another source: rebuild it (default: refuse, naming both)
     size: int = ranged(SIDE, lo=16)  # section 2: shorter side to 256, central square; smaller for CPU proxies
+    format: StoreFormat = StoreFormat.jpeg  # jpeg: ~1/8 of raw's bytes, decoded when read (README "Which store")
+    quality: int = ranged(90, lo=1, hi=100)  # format=jpeg: libjpeg's quality (PSNR per quality: README)
+    chroma: Chroma = Chroma.full  # format=jpeg: colour resolution, 4:4:4 (full) or 4:2:0 (half)
 
 
 @dataclass

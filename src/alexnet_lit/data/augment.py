@@ -9,10 +9,13 @@ lighting, mean subtraction), so workers move 4x fewer bytes and the GPU does the
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from alexnet_lit.data.jpeg import Encoded
 from alexnet_lit.data.ten_crop import TenCrop
 
 
@@ -27,16 +30,17 @@ class StoreCrop:
     def __init__(self, size: int, mode: str = "random", flip: bool = True) -> None:
         self.size, self.mode, self.flip = size, mode, flip
 
-    def __call__(self, img: np.ndarray) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(np.asarray(img))
+    def __call__(self, img: np.ndarray | torch.Tensor | Encoded) -> torch.Tensor | tuple[Any, torch.Tensor]:
+        # a memory-mapped row (raw store), a decoded HWC view (jpeg store) or, for "draw", JPEG bytes
+        x = img if isinstance(img, (torch.Tensor, Encoded)) else torch.from_numpy(np.asarray(img))
         h, w, c = x.shape[0], x.shape[1], self.size
         if self.mode in ("random", "draw"):
             top, left = (int(v) for v in torch.randint(0, h - c + 1, (2,)))
             flip = self.flip and bool(torch.rand(()) < 0.5)
             if self.mode == "draw":  # data.augment_on=device: the same draws, applied on the device (crop_batch)
-                return x.contiguous(), torch.tensor([top, left, int(flip)])
+                return x if isinstance(x, Encoded) else x.contiguous(), torch.tensor([top, left, int(flip)])
             patch = x[top : top + c, left : left + c]
-            return patch.flip(1) if flip else patch.contiguous()
+            return patch.flip(1).contiguous() if flip else patch.contiguous()
         if self.mode == "row":
             return x.contiguous()
         top, left = (h - c) // 2, (w - c) // 2

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,81 +79,130 @@ class ChunkResult:
     sum_outer: np.ndarray
     pixels: int
     errors: list[list[str]] = field(default_factory=list)  # [path, reason] per undecodable file
+    lengths: np.ndarray | None = None  # format=jpeg: bytes of each row's JPEG in the chunk's shard (0: none)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How rows are stored: ``quality`` None = raw uint8 rows in one file, else one JPEG shard per chunk."""
+
+    quality: int | None = None
+    chroma: str = "full"
+
+
+RAW = Codec()
+
+
+def shard_path(folder: str | Path, chunk: int) -> Path:
+    """format=jpeg: the file holding chunk ``chunk``'s JPEGs, back to back (offsets: the split's index)."""
+    return Path(folder) / f"chunk-{chunk:06d}.bin"
+
+
+class Sums:
+    """The statistics' running sums over uint8 squares: integers, exact in float64 (prepare.py, step 4)."""
+
+    def __init__(self, size: int) -> None:
+        self.image, self.rgb, self.outer, self.pixels = np.zeros((size, size, 3)), np.zeros(3), np.zeros((3, 3)), 0
+
+    def add(self, img: np.ndarray, sign: int = 1) -> None:
+        img = img.astype(np.float64)
+        flat = img.reshape(-1, 3)
+        self.image += sign * img
+        self.rgb += sign * flat.sum(0)
+        self.outer += sign * (flat.T @ flat)
+        self.pixels += sign * flat.shape[0]
 
 
 def process_chunk(store: str, n: int, chunk: int, start: int, paths: list[str], with_stats: bool,
-                  size: int = SIDE) -> ChunkResult:
-    arr = np.memmap(store, dtype=np.uint8, mode="r+", shape=(n, size, size, 3))
-    valid = np.zeros(len(paths), dtype=bool)
-    sum_image = np.zeros((size, size, 3), np.float64) if with_stats else None
-    sum_rgb, sum_outer, pixels, errors = np.zeros(3), np.zeros((3, 3)), 0, []
+                  size: int = SIDE, codec: Codec = RAW) -> ChunkResult:
+    """Decode the chunk's files into rows ``start..`` of the store: the raw file ``store``, or (JPEG) a new shard in
+    the folder ``store``, written under a temporary name and renamed, so a shard is whole or absent. The sums are
+    of the pixels training will read: after the JPEG round trip."""
+    from alexnet_lit.data import jpeg
+
+    raw = codec.quality is None
+    arr = np.memmap(store, dtype=np.uint8, mode="r+", shape=(n, size, size, 3)) if raw else None
+    valid, lengths, blobs = np.zeros(len(paths), dtype=bool), np.zeros(len(paths), dtype=np.int64), []
+    sums, errors = Sums(size), []
     for i, p in enumerate(paths):
         try:
             img = load_square(p, size)
         except BadImage as e:
             errors.append([e.path, e.reason])
-            arr[start + i] = 0
+            if raw:
+                arr[start + i] = 0
             continue
-        arr[start + i] = img
+        if raw:
+            arr[start + i] = img
+        else:
+            blob = jpeg.encode(img, codec.quality, codec.chroma)
+            blobs.append(blob)
+            lengths[i] = len(blob)
+            img = jpeg.decode(blob).numpy()
         valid[i] = True
         if with_stats:
-            sum_image += img
-            flat = img.reshape(-1, 3).astype(np.float64)
-            sum_rgb += flat.sum(0)
-            sum_outer += flat.T @ flat
-            pixels += flat.shape[0]
-    arr.flush()
-    del arr
-    return ChunkResult(chunk, valid, sum_image, sum_rgb, sum_outer, pixels, errors)
+            sums.add(img)
+    if raw:
+        arr.flush()
+        del arr
+    else:
+        shard = shard_path(store, chunk)
+        tmp = shard.with_name(shard.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(b"".join(blobs))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, shard)
+    return ChunkResult(chunk, valid, sums.image if with_stats else None, sums.rgb, sums.outer, sums.pixels, errors,
+                       None if raw else lengths)
 
 
 class SplitState:
-    """Finished chunks, their identities and the running sums, saved together atomically (``save_npz``)."""
+    """Finished chunks, their identities, each row's JPEG length and the running sums, saved together atomically
+    (``save_npz``)."""
 
     def __init__(self, path: Path, n: int, chunks: int, size: int = SIDE) -> None:
-        self.path, self.n = path, n
+        self.path, self.n, self.size = path, n, size
         self.done = np.zeros(chunks, dtype=bool)
         self.identity = np.zeros(chunks, dtype="S40")  # chunk_identity of each finished chunk
         self.valid = np.zeros(n, dtype=bool)
-        self.sum_image = np.zeros((size, size, 3), np.float64)
-        self.sum_rgb, self.sum_outer, self.pixels = np.zeros(3), np.zeros((3, 3)), 0
+        self.lengths = np.zeros(n, dtype=np.int64)  # format=jpeg: each row's bytes in its chunk's shard
+        self.sums = Sums(size)
         self.errors: dict[int, list[list[str]]] = {}
         if path.exists():
             z = np.load(path, allow_pickle=False)
-            if "identity" in z.files and z["done"].shape == self.done.shape and z["valid"].shape == self.valid.shape:
+            if "lengths" in z.files and z["done"].shape == self.done.shape and z["valid"].shape == self.valid.shape:
                 self.done, self.identity, self.valid = z["done"].copy(), z["identity"].copy(), z["valid"].copy()
-                self.sum_image, self.sum_rgb, self.sum_outer = z["sum_image"], z["sum_rgb"], z["sum_outer"]
-                self.pixels = int(z["pixels"])
+                self.lengths = z["lengths"].copy()
+                self.sums.image, self.sums.rgb, self.sums.outer = z["sum_image"], z["sum_rgb"], z["sum_outer"]
+                self.sums.pixels = int(z["pixels"])
                 self.errors = {int(k): v for k, v in json.loads(str(z["errors"])).items()}
 
     def merge(self, r: ChunkResult, start: int, identity: bytes) -> None:
         self.done[r.chunk], self.identity[r.chunk] = True, identity
         self.valid[start : start + len(r.valid)] = r.valid
+        if r.lengths is not None:
+            self.lengths[start : start + len(r.lengths)] = r.lengths
         if r.sum_image is not None:
-            self.sum_image += r.sum_image
-            self.sum_rgb += r.sum_rgb
-            self.sum_outer += r.sum_outer
-            self.pixels += r.pixels
+            self.sums.image += r.sum_image
+            self.sums.rgb += r.sum_rgb
+            self.sums.outer += r.sum_outer
+            self.sums.pixels += r.pixels
         if r.errors:
             self.errors[r.chunk] = r.errors
 
-    def undo(self, chunk: int, start: int, rows: np.ndarray, with_stats: bool) -> None:
-        """Forget a finished chunk whose files changed: subtract the rows it added to the sums (exact: integers)."""
-        valid = self.valid[start : start + len(rows)]
-        if with_stats and valid.any():
-            old = rows[valid].astype(np.float64)
-            flat = old.reshape(-1, 3)
-            self.sum_image -= old.sum(0)
-            self.sum_rgb -= flat.sum(0)
-            self.sum_outer -= flat.T @ flat
-            self.pixels -= flat.shape[0]
-        self.valid[start : start + len(rows)] = False
+    def undo(self, chunk: int, start: int, stop: int, rows: Iterable[np.ndarray] | None) -> None:
+        """Forget a finished chunk whose files changed: subtract its valid ``rows`` (decoded, in order) from the
+        sums (exact: integers); ``rows`` None for a split without statistics."""
+        for img in rows if rows is not None else ():
+            self.sums.add(img, -1)
+        self.valid[start:stop], self.lengths[start:stop] = False, 0
         self.done[chunk], self.identity[chunk] = False, b""
         self.errors.pop(chunk, None)
 
     def save(self) -> None:
-        save_npz(self.path, done=self.done, identity=self.identity, valid=self.valid, sum_image=self.sum_image,
-                 sum_rgb=self.sum_rgb, sum_outer=self.sum_outer, pixels=self.pixels,
+        save_npz(self.path, done=self.done, identity=self.identity, valid=self.valid, lengths=self.lengths,
+                 sum_image=self.sums.image, sum_rgb=self.sums.rgb, sum_outer=self.sums.outer, pixels=self.sums.pixels,
                  errors=json.dumps({str(k): v for k, v in sorted(self.errors.items())}))
 
     def all_errors(self) -> list[list[str]]:

@@ -26,7 +26,7 @@ from lightning import pytorch as pl
 from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
 from alexnet_lit.config import AugmentOn, ConfigError, DataConfig, Normalize, Source, build, check_data, plain
-from alexnet_lit.data import sources, ten_crop
+from alexnet_lit.data import jpeg, sources, ten_crop
 from alexnet_lit.data.augment import crop_batch, eval_transform, train_transform
 from alexnet_lit.data.classes import wnids
 from alexnet_lit.data.contract import KEY, InputContract
@@ -128,7 +128,7 @@ class AlexNetDataModule(pl.LightningDataModule):
         if todo:
             self.datasets.update(sources.build(self.source, self.root, self.num_classes, todo, self.cache_dir,
                                                self.generated, self.download, self.custom_classes, self.resize_size,
-                                               self.skip_bad))
+                                               self.skip_bad, self.augment_on == AugmentOn.device))
 
     def check_training_images(self, world_size: int = 1) -> None:
         """At least one full batch per device (batches drop the remainder): otherwise fit would run no step and
@@ -167,7 +167,7 @@ class AlexNetDataModule(pl.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
             timeout=self.timeout if workers > 0 else 0,  # a stuck worker fails the run instead of hanging it
-            collate_fn=sources.skip_bad_collate if self.skip_bad else None,
+            collate_fn=sources.skip_bad_collate if self.skip_bad else jpeg.collate if train else None,
             worker_init_fn=functools.partial(dataloader_worker_init, rank=rank),
         )
 
@@ -216,7 +216,13 @@ class AlexNetDataModule(pl.LightningDataModule):
         x, y, *rest = batch
         lighting_z = rest[0] if rest else None
         if isinstance(x, (list, tuple)):  # data.augment_on=device: whole rows and each sample's crop draws
-            x = crop_batch(x[0], x[1], self.crop_size)
+            rows, draws = x
+            if isinstance(rows, jpeg.EncodedBatch):  # a JPEG store's bytes: one batched decode (nvJPEG on CUDA)
+                rows, keep = rows.decode(y.device, self.skip_bad)
+                if len(keep) < len(y):
+                    draws, y = draws[keep], y[keep]
+                    lighting_z = lighting_z[keep] if lighting_z is not None else None
+            x = crop_batch(rows, draws, self.crop_size)
         if self.source == Source.prepared:  # the store's crops are HWC: NHWC -> NCHW view in channels_last memory
             if self.ten_crop and dataloader_idx == ten_crop.LOADER and self.trainer is not None and \
                     self.trainer.testing:

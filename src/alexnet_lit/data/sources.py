@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 from torchvision import datasets
 
 from alexnet_lit.config import SIDE, Normalize, Source
+from alexnet_lit.data import jpeg
 from alexnet_lit.data.classes import UnknownClassFolder, class_index
 from alexnet_lit.data.generated import dataset_dir, ensure_generated
 from alexnet_lit.data.store import MissingStore, PreparedSplit, check_store, store_size
@@ -76,8 +77,9 @@ class CanonicalImageFolder(datasets.ImageFolder):
 
 
 def skip_bad_collate(samples: list) -> Any:
-    """default_collate over the samples that decoded (``data.skip_bad``: undecodable ones arrive as None)."""
-    return default_collate([s for s in samples if s is not None])
+    """The batch of the samples that decoded (``data.skip_bad``: undecodable ones arrive as None), collated as
+    default_collate does, JPEG bytes for a decode on the device included (jpeg.collate)."""
+    return jpeg.collate([s for s in samples if s is not None])
 
 
 def _folder(path: Path, transform: Callable, key: str, custom: bool, min_size: int,
@@ -106,8 +108,9 @@ def unpack_archives(root: Path) -> None:
 
 def build(source: str, root: str | None, num_classes: int, transforms: dict[str, Callable], cache_dir: str,
           generated: dict, download: bool = False, custom_classes: bool = False,
-          resize_size: int = SIDE, skip_bad: bool = False) -> dict[str, Dataset]:
-    """``transforms`` maps split name (train, val, test, test_10crop) to its transform."""
+          resize_size: int = SIDE, skip_bad: bool = False, encoded: bool = False) -> dict[str, Dataset]:
+    """``transforms`` maps split name (train, val, test, test_10crop) to its transform. ``encoded``: a JPEG store's
+    training samples stay JPEG bytes, for a decode on the device (data.augment_on=device)."""
     eval_split = "val"
     if source == "generated":
         base, key, custom = ensure_generated(cache_dir, **generated), "data.generated", True
@@ -122,7 +125,8 @@ def build(source: str, root: str | None, num_classes: int, transforms: dict[str,
             unpack_archives(base)
     elif source == "prepared":
         try:
-            return {s: PreparedSplit(root, "train" if s == "train" else "val", t) for s, t in transforms.items()}
+            return {s: PreparedSplit(root, "train" if s == "train" else "val", t, encoded and s == "train", skip_bad)
+                    for s, t in transforms.items()}
         except MissingStore as e:
             raise MissingData(str(e)) from e
     else:
