@@ -37,6 +37,7 @@ bench: install
 
 bench-data: install
 	$(PY) experiments/bench_data.py
+	$(PY) experiments/bench_store.py
 
 # our training step against a plain PyTorch loop; bf16 vs fp32, split vs grouped towers, compile (full size)
 bench-train: install

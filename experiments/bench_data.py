@@ -4,7 +4,7 @@
 
 (a) reference: ImageFolder + PIL over the raw JPEGs, Resize(256), RandomCrop(224), RandomHorizontalFlip,
     ToTensor, Normalize (torchvision's ImageNet recipe);
-(b) ours: the prepared 256 px store, random 224 crop + flip on uint8 in the loader, batches of 128; then,
+(b) ours: the prepared 256 px store (format=raw; the formats side by side: bench_store.py), random 224 crop + flip on uint8 in the loader, batches of 128; then,
     measured apart, PCA lighting and mean-image subtraction on the batch (on_after_batch_transfer: on the GPU
     in training, so not loader work; here timed on one CPU thread and also reported combined).
 Both run in one process with one torch thread, so images/s is images/s per core. The float work is also timed
@@ -62,7 +62,7 @@ def main() -> None:
         n = link_flat_sample(args.images, raw)
 
         start = time.perf_counter()
-        prepare(raw, store, splits=("train", "val"), workers=1, chunk_size=64, show_progress=False)
+        prepare(raw, store, splits=("train", "val"), workers=1, chunk_size=64, show_progress=False, format="raw")
         prepare_rate = 2 * n / (time.perf_counter() - start)
 
         reference = datasets.ImageFolder(str(raw / "train"), T.Compose([

@@ -11,7 +11,9 @@ Checks, each a row of the summary table:
 4. syncs: ``torch.cuda.set_sync_debug_mode("error")`` on every non-logging training step of a real run: any op
    that waits for the device raises (tests/test_syncs.py counts the same on the CPU).
 5. lrn: the fused LRN kernel (Triton through torch.compile) against torch's, outputs and gradients, bf16.
-6. speed: the paper's net at batch 128, bf16 + channels_last: the plain loop against ours, and with LRN against
+6. jpeg: a JPEG store's batch decoded on the device in one call (nvJPEG, data.augment_on=device) against the
+   workers' libjpeg-turbo decode of the same bytes: the largest pixel difference, and the batch rate.
+7. speed: the paper's net at batch 128, bf16 + channels_last: the plain loop against ours, and with LRN against
    without (experiments/bench_train.py on the GPU).
 Every check takes ``device``: tests/test_check_gpu.py runs the same functions on the CPU.
 """
@@ -143,6 +145,31 @@ def check_lrn(device: str) -> str:
     return "fused bf16 = torch's fp32 within bf16 rounding, outputs and gradients"
 
 
+def check_jpeg(device: str, images: int = 64) -> str:
+    """nvJPEG and libjpeg-turbo may round the inverse DCT differently: a few levels of 255 at most, measured."""
+    import numpy as np
+
+    from alexnet_lit.data import jpeg
+
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.integers(-3, 4, (images, 256, 256, 3)), axis=2)  # textured but compressible squares
+    squares = np.clip(smooth - smooth.min(axis=(1, 2), keepdims=True) + 40, 0, 255).astype(np.uint8)
+    batch = jpeg.EncodedBatch([jpeg.Encoded(torch.frombuffer(bytearray(jpeg.encode(s, 90)), dtype=torch.uint8), 256,
+                                            f"square {i}") for i, s in enumerate(squares)])
+    on_device, keep = batch.decode(device)
+    host = torch.stack([jpeg.decode(e.data) for e in batch.items])
+    diff = (on_device.cpu().int() - host.int()).abs().max().item()
+    if on_device.shape != (images, 256, 256, 3) or len(keep) != images or diff > 8:
+        raise AssertionError(f"device decode of {images} JPEGs: shape {tuple(on_device.shape)}, max difference {diff}")
+    start = time.perf_counter()
+    for _ in range(5):
+        batch.decode(device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    rate = 5 * images / (time.perf_counter() - start)
+    return f"{images} JPEGs decoded on {device} in one call: max difference {diff} levels, {rate:.0f} img/s"
+
+
 def check_speed(device: str) -> str:
     cmd = [sys.executable, str(ROOT / "experiments" / "bench_train.py"), "--batch", "128", "--repeats", "2",
            "--only", "lrn", "--only", "lightning", "--only", "ckpt"]
@@ -154,7 +181,7 @@ def check_speed(device: str) -> str:
     return "; ".join(line for line in proc.stdout.splitlines() if line.startswith(keys))
 
 
-CHECKS = {"quickstart": check_quickstart, "ten_crop": check_ten_crop, "compile": check_compile,
+CHECKS = {"quickstart": check_quickstart, "ten_crop": check_ten_crop, "compile": check_compile, "jpeg": check_jpeg,
           "syncs": check_syncs, "lrn": check_lrn, "speed": check_speed}
 
 

@@ -23,6 +23,6 @@ def test_without_a_gpu_it_says_so_in_one_line_and_exits_2():
     assert proc.stderr.startswith("error: make check-gpu needs a CUDA GPU") and proc.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("name", ["ten_crop", "compile", "syncs", "lrn"])
+@pytest.mark.parametrize("name", ["ten_crop", "compile", "syncs", "lrn", "jpeg"])
 def test_each_check_passes_on_the_cpu(name):
     assert check_gpu.CHECKS[name]("cpu")

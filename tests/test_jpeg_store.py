@@ -196,3 +196,27 @@ def test_the_device_decode_names_a_corrupt_sample_or_leaves_it_out_of_the_batch(
     with pytest.warns(UserWarning, match="data.skip_bad=true: leaving out train row 2"):
         x, y = dm.on_after_batch_transfer(batch, 0)
     assert x.shape == (17, 3, 224, 224) and y.shape == (17,) and x.dtype == torch.float32
+
+
+def test_bench_store_prints_both_formats_and_a_from_disk_figure(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    if not (SHARED / "imagenet-sample").is_dir():
+        pytest.skip("../shared/data/imagenet-sample not found (absent outside this workplace)")
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for f in sorted((SHARED / "imagenet-sample").glob("*.JPEG"))[:8]:
+        (sample / f.name).symlink_to(f)
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench_store.py"), "--images", str(sample),
+                           "--seconds", "0.2", "--disk-gb", "0.02", "--tmp", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for fmt in ("raw", "jpeg"):
+        assert f"store {fmt}" in out and f"from disk, {fmt}: " in out and "img/s/core" in out
+    assert "0.0% of its pages cached before (evicted)" in out  # the eviction worked, and was checked
+    assert float(out.strip().splitlines()[-1].split("=")[1]) >= 5  # jpeg_vs_raw_bytes
+    assert "bench_store.py" in (ROOT / "Makefile").read_text()

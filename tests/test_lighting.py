@@ -73,6 +73,12 @@ def store(request, tmp_path_factory):
     return root
 
 
+def default_format_only(store) -> None:
+    """Tests whose subject is not how a row is stored run on the default store (jpeg) alone."""
+    if "jpeg" not in store.name:
+        pytest.skip("runs on the default store format (jpeg); the raw store is read by the recipe tests above")
+
+
 @pytest.mark.parametrize("experiment", ["paper", "no_pca"])
 def test_paper_recipe_trains_on_the_prepared_store(experiment, store, tmp_path, cache_dir):
     cfg = compose_train([f"+experiment={experiment}", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}",
@@ -204,6 +210,7 @@ def test_bench_data_prints_its_ratios(tmp_path):
 
 def test_lighting_reaches_training_batches_and_never_evaluation_batches(store, tmp_path, cache_dir, monkeypatch):
     """In a real fit + test of the paper recipe: one lighting draw per training batch, none for val/test batches."""
+    default_format_only(store)
     import alexnet_lit.data.lighting as lighting
 
     calls = []
@@ -222,6 +229,7 @@ EVAL_CMD = "alexnet-eval"
 def test_eval_of_a_store_checkpoint_needs_no_stats_path(store, tmp_path, cache_dir, monkeypatch, capsys):
     """The checkpoint carries its input contract (crop, pixel_max, normalization, mean image): alexnet-eval
     reproduces the run's test metrics with no statistics file, and refuses a data key that contradicts it."""
+    default_format_only(store)
     import os
     import shutil
     import subprocess

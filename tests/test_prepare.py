@@ -168,7 +168,7 @@ def forty_per_class(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
 
 
 @pytest.mark.parametrize("sig, code, fmt", [(signal.SIGKILL, -signal.SIGKILL, "jpeg"), (signal.SIGINT, 130, "raw"),
-                                            (signal.SIGTERM, 143, "jpeg"), (signal.SIGKILL, -signal.SIGKILL, "raw")])
+                                            (signal.SIGTERM, 143, "jpeg")])
 def test_interrupted_prepare_continues_and_equals_an_uninterrupted_run(sig, code, fmt, forty_per_class, tmp_path,
                                                                        monkeypatch, capsys):
     """SIGKILL, or Ctrl-C (SIGINT to the parent alone, so the workers cannot help it stop): run again, same bytes."""

@@ -78,7 +78,7 @@ class Source(str, Enum):
 
 class AugmentOn(str, Enum):
     workers = "workers"  # the loader's workers cut the random crop and flip (uint8, a row copy)
-    device = "device"  # the workers draw them and ship the whole store row; the device cuts the batch at once
+    device = "device"  # the workers draw them and ship the row (a JPEG store: its bytes); the device decodes, cuts
 
 
 class StoreFormat(str, Enum):

@@ -40,11 +40,11 @@ class DataConfig:
     root: str | None = None
     download: bool = False
     custom_classes: bool = False
-    skip_bad: bool = False  # data=imagenet: leave undecodable files out of their batch, each named in a warning
+    skip_bad: bool = False  # leave undecodable files (data=imagenet) or store samples out of their batch, named
     resize_size: int = ranged(SIDE, lo=1)  # section 2
     crop_size: int = ranged(224, lo=1)  # section 4.1 (227 as Caffe crops)
     flip: bool = True
-    augment_on: AugmentOn = AugmentOn.workers  # where training crops and flips are cut (data=imagenet_prepared)
+    augment_on: AugmentOn = AugmentOn.workers  # where training crops, flips (and JPEG decodes) are done (prepared store)
     ten_crop: bool = True  # section 4.1: also test on the 10-crop view
     # The value of a white pixel before mean subtraction: 255 is the paper's (cuda-convnet's and Caffe's) raw
     # 8-bit scale, for which its LRN constants and init were chosen; 1 is torchvision's [0, 1] convention.
