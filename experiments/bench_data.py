@@ -4,7 +4,8 @@
 
 (a) reference: ImageFolder + PIL over the raw JPEGs, Resize(256), RandomCrop(224), RandomHorizontalFlip,
     ToTensor, Normalize (torchvision's ImageNet recipe);
-(b) ours: the prepared 256 px store (format=raw; the formats side by side: bench_store.py), random 224 crop + flip on uint8 in the loader, batches of 128; then,
+(b) ours: the prepared 256 px store (format=raw; both formats side by side: bench_store.py), random 224 crop +
+    flip on uint8 in the loader, batches of 128; then,
     measured apart, PCA lighting and mean-image subtraction on the batch (on_after_batch_transfer: on the GPU
     in training, so not loader work; here timed on one CPU thread and also reported combined).
 Both run in one process with one torch thread, so images/s is images/s per core. The float work is also timed

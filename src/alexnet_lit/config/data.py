@@ -44,7 +44,7 @@ class DataConfig:
     resize_size: int = ranged(SIDE, lo=1)  # section 2
     crop_size: int = ranged(224, lo=1)  # section 4.1 (227 as Caffe crops)
     flip: bool = True
-    augment_on: AugmentOn = AugmentOn.workers  # where training crops, flips (and JPEG decodes) are done (prepared store)
+    augment_on: AugmentOn = AugmentOn.workers  # where training crops, flips, JPEG decodes are done (prepared store)
     ten_crop: bool = True  # section 4.1: also test on the 10-crop view
     # The value of a white pixel before mean subtraction: 255 is the paper's (cuda-convnet's and Caffe's) raw
     # 8-bit scale, for which its LRN constants and init were chosen; 1 is torchvision's [0, 1] convention.
