@@ -142,8 +142,9 @@ class PreparedSplit(Dataset):
             except RuntimeError as e:
                 raise BadSample(f"{self.describe(i)}: cannot decode ({jpeg.reason(e)}); {jpeg.FIX}") from None
         if self._arr is None:
-            # mode "c": copy-on-write, so torch gets a writable array without a copy (nothing writes to it)
-            self._arr = np.memmap(self.path, dtype=np.uint8, mode="c", shape=(self.total, self.size, self.size, 3))
+            # read-only and shared: a private (copy-on-write) map of a store larger than memory fails with ENOMEM
+            # (measured: 24 GiB on this 23 GiB machine; bench_store.py --disk-gb 24), and nothing writes to it
+            self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.total, self.size, self.size, 3))
         return self._arr[self.rows[i]]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
@@ -160,7 +161,7 @@ class PreparedSplit(Dataset):
         if self.transform:
             x = self.transform(img)
         else:
-            x = torch.as_tensor(np.asarray(img)).permute(2, 0, 1).contiguous()
+            x = torch.as_tensor(np.array(img)).permute(2, 0, 1).contiguous()
         return x, int(self.targets[i])
 
     def __getstate__(self):  # workers reopen the memory map and the shards
