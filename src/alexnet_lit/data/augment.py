@@ -9,7 +9,6 @@ lighting, mean subtraction), so workers move 4x fewer bytes and the GPU does the
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ class StoreCrop:
 
     def __call__(self, img: np.ndarray | torch.Tensor | Encoded) -> torch.Tensor | tuple[Any, torch.Tensor]:
         # a memory-mapped row (raw store), a decoded HWC view (jpeg store) or, for "draw", JPEG bytes
-        x = img if isinstance(img, (torch.Tensor, Encoded)) else read_only_tensor(np.asarray(img))
+        x = img if isinstance(img, (torch.Tensor, Encoded)) else torch.from_numpy(np.asarray(img))
         h, w, c = x.shape[0], x.shape[1], self.size
         if self.mode in ("random", "draw"):
             top, left = (int(v) for v in torch.randint(0, h - c + 1, (2,)))
@@ -46,14 +45,6 @@ class StoreCrop:
             return x.contiguous()
         top, left = (h - c) // 2, (w - c) // 2
         return x[top : top + c, left : left + c].contiguous()
-
-
-def read_only_tensor(row: np.ndarray) -> torch.Tensor:
-    """A tensor view of a raw store's row, whose memory map is read-only: torch warns that it cannot be written,
-    and nothing writes to it (crops copy, batches are stacked into new memory)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(row)
 
 
 def square(resize_size: int) -> list[v2.Transform]:

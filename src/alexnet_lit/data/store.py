@@ -3,8 +3,8 @@
 - ``jpeg`` (the default): ``<split>.jpeg/chunk-NNNNNN.bin`` hold each chunk's JPEGs back to back and
   ``<split>_index.npy`` each row's (chunk, offset, length); a row is read with one ``pread`` and decoded
   (data/jpeg.py), in the DataLoader workers, or on the device with ``data.augment_on=device``;
-- ``raw``: ``<split>.u8``, (rows, 256, 256, 3) uint8 read by memory map: a crop is a row copy, no decode, at
-  196 KiB an image (about 250 GB for the ILSVRC-2012 training set).
+- ``raw``: ``<split>.u8``, (rows, 256, 256, 3) uint8, a row read with one ``pread``: a crop is a row copy, no
+  decode, at 192 KiB an image (about 262 GB for the ILSVRC-2012 training and validation sets).
 
 ``make bench-data`` measures both, from memory and from disk; README "Which store" says which fits which machine.
 """
@@ -98,7 +98,7 @@ class PreparedSplit(Dataset):
             self.path = self.root / f"{split}.u8"
         else:
             self.path, self.index = self.root / f"{split}.jpeg", np.load(self.root / f"{split}_index.npy")
-        self._arr: np.memmap | None = None  # opened lazily, once per DataLoader worker
+        self._fd: int | None = None  # raw: the rows' file, opened lazily, once per DataLoader worker
         self._fds: dict[int, int] = {}  # jpeg: open shards, per worker
 
     def __len__(self) -> int:
@@ -141,11 +141,15 @@ class PreparedSplit(Dataset):
                 return jpeg.decode(data)
             except RuntimeError as e:
                 raise BadSample(f"{self.describe(i)}: cannot decode ({jpeg.reason(e)}); {jpeg.FIX}") from None
-        if self._arr is None:
-            # read-only and shared: a private (copy-on-write) map of a store larger than memory fails with ENOMEM
-            # (measured: 24 GiB on this 23 GiB machine; bench_store.py --disk-gb 24), and nothing writes to it
-            self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.total, self.size, self.size, 3))
-        return self._arr[self.rows[i]]
+        # One pread per row, not a memory map: measured on a 24 GiB store read from disk (bench_store.py
+        # --disk-gb 24), a mapped row's page faults made the kernel read 5.4 MB ahead for each 192 KiB row (236 img/s
+        # at 1,282 MB/s); and a private map of a store larger than memory fails with ENOMEM.
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        row = np.empty((self.size, self.size, 3), dtype=np.uint8)
+        if os.preadv(self._fd, [row], int(self.rows[i]) * row.nbytes) != row.nbytes:
+            raise BadSample(f"{self.describe(i)}: the file ends before this row; {jpeg.FIX}")
+        return row
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
         try:
@@ -164,11 +168,11 @@ class PreparedSplit(Dataset):
             x = torch.as_tensor(np.array(img)).permute(2, 0, 1).contiguous()
         return x, int(self.targets[i])
 
-    def __getstate__(self):  # workers reopen the memory map and the shards
-        return {**self.__dict__, "_arr": None, "_fds": {}}
+    def __getstate__(self):  # workers open the files again
+        return {**self.__dict__, "_fd": None, "_fds": {}}
 
     def __del__(self) -> None:
-        for fd in getattr(self, "_fds", {}).values():
+        for fd in [*getattr(self, "_fds", {}).values(), *filter(None, [getattr(self, "_fd", None)])]:
             os.close(fd)
 
 
