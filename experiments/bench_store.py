@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import timed
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -45,15 +46,6 @@ from alexnet_lit.data.store import PreparedSplit
 from alexnet_lit.machine import cpu_name
 
 QUALITIES = (75, 85, 90, 95)
-
-
-def timed(fn, seconds: float) -> float:
-    """Images per second of fn() (which returns how many images it produced), after one warm-up call."""
-    fn()
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        n += fn()
-    return n / (time.perf_counter() - start)
 
 
 def codec_table(squares: list[np.ndarray]) -> list[dict]:

@@ -18,6 +18,7 @@ in the experiment's folder, to be committed; the next session, on any machine, u
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -99,6 +100,16 @@ def tag(extra: str) -> str:
 
 def folder(log_dir: str | Path, experiment: str, run_id: str) -> Path:
     return Path(log_dir) / experiment / "runs" / run_id
+
+
+def test_errors(run_dir: Path, keys: tuple[str, ...]) -> dict[str, float]:
+    """The run's logged ``keys`` (test errors, fractions) from its metrics.csv, in percent; {} before it has one."""
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.is_file():
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: 100 * float(r[k]) for r in rows for k in keys if r.get(k)}
 
 
 def record(run_dir: Path) -> dict:

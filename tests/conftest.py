@@ -37,6 +37,17 @@ def compose_train(overrides: list[str], output_dir: Path, cache: Path) -> DictCo
     return cfg
 
 
+def sample_images(tmp_path: Path, n: int = 8) -> Path:
+    """A folder of links to the first ``n`` shared ILSVRC-2012 sample images; skips the test without them."""
+    if not (SHARED / "imagenet-sample").is_dir():
+        pytest.skip("../shared/data/imagenet-sample not found (absent outside this workplace)")
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for f in sorted((SHARED / "imagenet-sample").glob("*.JPEG"))[:n]:
+        (sample / f.name).symlink_to(f)
+    return sample
+
+
 def run_cli(args: list[str], cwd: Path, cache: Path, timeout: int = 300, script: str = "train.py",
             env: dict | None = None) -> subprocess.CompletedProcess:
     """Run train.py (or another entry point) as a user would, in a fresh process."""

@@ -202,14 +202,9 @@ def test_bench_store_prints_both_formats_and_a_from_disk_figure(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from conftest import ROOT, sample_images
 
-    if not (SHARED / "imagenet-sample").is_dir():
-        pytest.skip("../shared/data/imagenet-sample not found (absent outside this workplace)")
-    sample = tmp_path / "sample"
-    sample.mkdir()
-    for f in sorted((SHARED / "imagenet-sample").glob("*.JPEG"))[:8]:
-        (sample / f.name).symlink_to(f)
+    sample = sample_images(tmp_path)
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench_store.py"), "--images", str(sample),
                            "--seconds", "0.2", "--disk-gb", "0.02", "--tmp", str(tmp_path)], capture_output=True,
                           text=True, timeout=300)

@@ -192,14 +192,9 @@ def test_bench_data_prints_its_ratios(tmp_path):
     import sys
     from pathlib import Path
 
-    from conftest import ROOT, SHARED
+    from conftest import ROOT, sample_images
 
-    if not (SHARED / "imagenet-sample").is_dir():
-        pytest.skip("../shared/data/imagenet-sample not found (absent outside this workplace)")
-    sample = tmp_path / "sample"
-    sample.mkdir()
-    for f in sorted((SHARED / "imagenet-sample").glob("*.JPEG"))[:8]:
-        (sample / f.name).symlink_to(f)
+    sample = sample_images(tmp_path)
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench_data.py"), "--images", str(sample),
                            "--seconds", "0.2", "--no-compile"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

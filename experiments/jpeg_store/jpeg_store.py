@@ -18,7 +18,6 @@ store of the same images, several seeds, the difference against the seed noise; 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -40,15 +39,6 @@ QUICK = {"images": 10000, "epochs": 1, "seeds": "0", "out_dir": str(ROOT / "logs
 KEYS = ("test/top1_err_10crop", "test/top5_err_10crop", "test/top1_err")
 
 
-def test_errors(run_dir: Path) -> dict[str, float]:
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.is_file():
-        return {}
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {k: 100 * float(r[k]) for r in rows for k in KEYS if r.get(k)}
-
-
 def run(opts: dict, fmt: str, seed: int) -> dict:
     rid = f"{opts['images']}-{opts['epochs']}ep-{fmt}-s{seed}"
     folder = studies.folder(opts["log_dir"], "paper", rid)
@@ -59,8 +49,8 @@ def run(opts: dict, fmt: str, seed: int) -> dict:
         if code != 0:
             r = studies.record(folder)
             sys.exit(f"error: {rid} failed (exit {code}, {r.get('status')}: {r.get('reason', 'see its log above')})")
-    rec = studies.record(folder)
-    return {"format": fmt, "seed": seed, "run_id": rid, "wall_s": rec.get("wall_s"), **test_errors(folder)}
+    rec, errors = studies.record(folder), studies.test_errors(folder, KEYS)
+    return {"format": fmt, "seed": seed, "run_id": rid, "wall_s": rec.get("wall_s"), **errors}
 
 
 def pixels(raw: Path, jpeg: Path) -> dict:

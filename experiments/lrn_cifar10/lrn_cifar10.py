@@ -22,7 +22,6 @@ normalization layers ("13% test error without normalization and 11% with").
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -47,15 +46,6 @@ def schedule(epochs: int) -> list[str]:
     return [f"trainer.max_epochs={epochs}", f"model.scheduler.milestones=[{milestones[0]},{milestones[1]}]"]
 
 
-def test_errors(run_dir: Path) -> dict[str, float]:
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.is_file():
-        return {}
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {k: 100 * float(r[k]) for r in rows for k in ("test/top1_err_10crop", "test/top1_err") if r.get(k)}
-
-
 def run(opts: dict, lrn: str, seed: int) -> dict:
     rid = f"{opts['images']}-{opts['epochs']}ep-lrn{lrn}-s{seed}" + studies.tag(opts["extra"])
     folder = studies.folder(opts["log_dir"], "lrn_cifar10", rid)
@@ -67,8 +57,8 @@ def run(opts: dict, lrn: str, seed: int) -> dict:
         if code != 0:
             r = studies.record(folder)
             sys.exit(f"error: {rid} failed (exit {code}, {r.get('status')}: {r.get('reason', 'see its log above')})")
-    rec = studies.record(folder)
-    return {"lrn": lrn, "seed": seed, "run_id": rid, "wall_s": rec.get("wall_s"), **test_errors(folder)}
+    rec, errors = studies.record(folder), studies.test_errors(folder, ("test/top1_err_10crop", "test/top1_err"))
+    return {"lrn": lrn, "seed": seed, "run_id": rid, "wall_s": rec.get("wall_s"), **errors}
 
 
 def summary(runs: list[dict]) -> dict:
