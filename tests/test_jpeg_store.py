@@ -215,3 +215,23 @@ def test_bench_store_prints_both_formats_and_a_from_disk_figure(tmp_path):
     assert "0.0% of its pages cached before (evicted)" in out  # the eviction worked, and was checked
     assert float(out.strip().splitlines()[-1].split("=")[1]) >= 5  # jpeg_vs_raw_bytes
     assert "bench_store.py" in (ROOT / "Makefile").read_text()
+
+
+def test_the_jpeg_store_study_compares_formats_against_the_seed_noise_and_refuses_unknown_arguments():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "experiments" / "jpeg_store"))
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import jpeg_store
+
+    runs = [{"format": f, "seed": s, "test/top1_err_10crop": v, "test/top5_err_10crop": v / 8}
+            for f, values in (("raw", [40.0, 42.0, 44.0]), ("jpeg", [41.0, 43.0, 45.0])) for s, v in enumerate(values)]
+    top1 = jpeg_store.summary(runs)["test/top1_err_10crop"]
+    assert top1["jpeg_minus_raw"] == pytest.approx(1.0) and top1["se"] == pytest.approx((2 * 4 / 3) ** 0.5)
+    assert top1["verdict"] == "within noise (0.6 SE)"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "jpeg_store" / "jpeg_store.py"), "qiuck"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown argument 'qiuck'"), proc.stderr
