@@ -7,8 +7,8 @@ Encoding: Pillow's libjpeg-turbo, baseline with the standard Huffman tables (opt
 half the encode rate, and need a larger encoder buffer than Pillow gives a 256 px image), chroma at full resolution
 (4:4:4) unless ``chroma=half``; fixed pixels and settings give fixed bytes. Decoding: TorchCodec's ``decode_jpeg``
 (libjpeg-turbo too; torchvision's, deprecated since torchvision 0.29, decodes the same pixels at about the same
-rate), 1.4x Pillow's rate per core on 256 px squares (``make bench-data`` prints both), to a CHW tensor whose HWC view the crop
-reads; on a GPU (``data.augment_on=device``) one batched call to nvJPEG.
+rate), 1.4x Pillow's rate per core on 256 px squares (``make bench-data`` prints all three), to a CHW tensor whose
+HWC view the crop reads; on a GPU (``data.augment_on=device``) one batched call to nvJPEG.
 
 A JPEG changes pixels: the statistics of a JPEG store (mean image, RGB PCA) are computed from the decoded pixels
 training sees, and ``psnr`` measures the change against the raw square (README "Which store").
