@@ -81,6 +81,8 @@ def default_format_only(store) -> None:
 
 @pytest.mark.parametrize("experiment", ["paper", "no_pca"])
 def test_paper_recipe_trains_on_the_prepared_store(experiment, store, tmp_path, cache_dir):
+    if experiment == "no_pca":
+        default_format_only(store)
     cfg = compose_train([f"+experiment={experiment}", *TINY, "data=imagenet_prepared", f"data.root={store / 'out'}",
                          "data.batch_size=4",
                          "trainer.limit_train_batches=2"], tmp_path, cache_dir)
